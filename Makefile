@@ -1,0 +1,81 @@
+# voicebridge — build, run and test.
+#
+# cgo is mandatory: the media path links libopus (github.com/hraban/opus) and
+# libsoxr (github.com/zaf/resample). Builds use -tags nolibopusfile so that only
+# libopus itself is needed, not libopusfile.
+#
+# Pins that matter (see README "Dependencies"):
+#   github.com/pion/webrtc/v4 v4.2.20 — v4.2.21+ need pion/transport/v5, which
+#   the module proxy used here refuses (403), so `go get -u` breaks the build.
+#   github.com/zaf/resample v1.5.0 — its version listing is refused; name it.
+
+GO          ?= go
+TAGS        := nolibopusfile
+GOFLAGS_ALL := -tags $(TAGS)
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+BIN         := bin/voicebridge
+export CGO_ENABLED := 1
+
+# Debian packages: to build and run, and (in addition) to test.
+DEPS_RUN  := gcc pkg-config libopus-dev libsoxr-dev espeak-ng
+DEPS_TEST := $(DEPS_RUN) chromium
+DEPS_BENCH := $(DEPS_TEST) ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+
+.PHONY: all deps deps-test deps-bench build run test vet staticcheck fmt fmt-check unit bench clean
+
+all: build
+
+# install_pkgs installs the Debian packages in $(1) that are missing: quietly,
+# idempotently, refreshing the package lists first only when something is
+# missing. Root uses apt-get directly, anyone else sudo.
+define install_pkgs
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "voicebridge: not a Debian-like system. Install by hand:$$missing"; \
+	    echo "  (libopus and libsoxr development files, pkg-config, a C compiler, espeak-ng; chromium for tests)"; exit 1; fi; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  echo "voicebridge: installing$$missing"; \
+	  $$sudo apt-get update -qq >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null || exit 1; \
+	fi
+endef
+
+deps:
+	$(call install_pkgs,$(DEPS_RUN))
+
+deps-test:
+	$(call install_pkgs,$(DEPS_TEST))
+
+deps-bench:
+	$(call install_pkgs,$(DEPS_BENCH))
+
+build: deps
+	$(GO) build $(GOFLAGS_ALL) -o $(BIN) ./cmd/voicebridge
+
+run: build
+	@echo "voicebridge: demo page at http://$${VOICEBRIDGE_LISTEN:-127.0.0.1:8080}/"
+	./$(BIN) $(ARGS)
+
+vet:
+	$(GO) vet $(GOFLAGS_ALL) ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) -tags $(TAGS) ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+unit:
+	$(GO) test $(GOFLAGS_ALL) -race -count=1 -timeout 20m ./...
+
+test: deps-test fmt-check vet staticcheck unit
+
+bench: deps-bench
+	$(GO) test $(GOFLAGS_ALL) -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin artifacts
