@@ -78,14 +78,17 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 // fakeEncoder writes a recognizable packet: 'S', the frame's first and last
 // samples. With keep it also records every frame it encodes.
 type fakeEncoder struct {
-	mu     sync.Mutex
-	keep   bool
-	frames [][]int16
-	resets int
+	mu      sync.Mutex
+	keep    bool
+	frames  [][]int16
+	resets  int
+	priming bool
 }
 
 func (e *fakeEncoder) Encode(pcm []int16, out []byte) (int, error) {
-	if e.keep {
+	if e.priming {
+		e.priming = false // the zero frame primeEncoder encodes after Reset
+	} else if e.keep {
 		e.mu.Lock()
 		e.frames = append(e.frames, append([]int16(nil), pcm...))
 		e.mu.Unlock()
@@ -95,11 +98,47 @@ func (e *fakeEncoder) Encode(pcm []int16, out []byte) (int, error) {
 	out[3], out[4] = byte(pcm[FrameSamples-1]), byte(uint16(pcm[FrameSamples-1])>>8)
 	return 5, nil
 }
-func (e *fakeEncoder) Reset() error   { e.resets++; return nil }
+func (e *fakeEncoder) Reset() error   { e.resets++; e.priming = true; return nil }
 func (e *fakeEncoder) Lookahead() int { return 0 }
 func (e *fakeEncoder) Close() error   { return nil }
 
 func (e *fakeEncoder) pcm() []int16 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var all []int16
+	for _, f := range e.frames {
+		all = append(all, f...)
+	}
+	return all
+}
+
+// captureEncoder records the 48 kHz frames handed to a real encoder.
+type captureEncoder struct {
+	Encoder
+	mu      sync.Mutex
+	frames  [][]int16
+	priming bool
+}
+
+func (e *captureEncoder) Encode(pcm []int16, out []byte) (int, error) {
+	e.mu.Lock()
+	if e.priming {
+		e.priming = false // the zero frame primeEncoder encodes after Reset
+	} else {
+		e.frames = append(e.frames, append([]int16(nil), pcm...))
+	}
+	e.mu.Unlock()
+	return e.Encoder.Encode(pcm, out)
+}
+
+func (e *captureEncoder) Reset() error {
+	e.mu.Lock()
+	e.priming = true
+	e.mu.Unlock()
+	return e.Encoder.Reset()
+}
+
+func (e *captureEncoder) pcm() []int16 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var all []int16
@@ -164,14 +203,15 @@ func (r *recorder) packets() []rtp.Packet {
 
 // harness runs a Stream with fake clock (and fake codecs unless real).
 type harness struct {
-	t      testing.TB
-	s      *Stream
-	clk    *fakeClock
-	rec    *recorder
-	enc    *fakeEncoder
-	cancel context.CancelFunc
-	done   chan error
-	next   time.Time // deadline the pacer waits for
+	t       testing.TB
+	s       *Stream
+	clk     *fakeClock
+	rec     *recorder
+	enc     *fakeEncoder
+	capture *captureEncoder
+	cancel  context.CancelFunc
+	done    chan error
+	next    time.Time // deadline the pacer waits for
 
 	evMu   sync.Mutex
 	events []Event
@@ -197,6 +237,19 @@ func newHarness(t testing.TB, o harnessOpt) *harness {
 		h.evMu.Unlock()
 	}
 	opts := []Option{WithClock(h.clk)}
+	if o.realCodec && o.keep {
+		h.capture = &captureEncoder{}
+		first := true
+		opts = append(opts, WithEncoderFactory(func(c EncoderConfig) (Encoder, error) {
+			e, err := NewEncoder(c)
+			if err != nil || !first {
+				return e, err
+			}
+			first = false
+			h.capture.Encoder = e
+			return h.capture, nil
+		}))
+	}
 	if !o.realCodec {
 		h.enc = &fakeEncoder{keep: o.keep}
 		first := true

@@ -138,6 +138,7 @@ type Stream struct {
 	enc      Encoder
 	silence  []byte // precomputed Opus silence frame
 	frame    []int16
+	zeros    []int16
 	payload  []byte
 	pkt      rtp.Packet
 	ts0      uint32
@@ -187,6 +188,7 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 		closing:      make(chan struct{}),
 		runDone:      make(chan struct{}),
 		frame:        make([]int16, FrameSamples),
+		zeros:        make([]int16, FrameSamples),
 		payload:      make([]byte, maxOpusPacket+1),
 	}
 	if s.log == nil {
