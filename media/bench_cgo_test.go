@@ -21,7 +21,8 @@ func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p
 var qualities = []ResamplerQuality{ResampleQuick, ResampleLow, ResampleMedium, ResampleHigh, ResampleVeryHigh}
 
 // BenchmarkResampler: one op = one 20 ms chunk through libsoxr (the unit we
-// feed). Metrics: heldback-ms, the output soxr holds back until Flush after
+// feed). cpu-ns/frame is the same in thread CPU time (robust against other
+// load on a shared machine). Metrics: heldback-ms, the output soxr holds back until Flush after
 // 1 s of 20 ms chunks (latency added to a generation's first frame); snr-dB
 // of a tone at 0.4 × the input rate (imaging and passband error) and its
 // level-dB (roll-off); firstframe-ms, the input fed in 20 ms chunks before
@@ -70,14 +71,18 @@ func BenchmarkResampler(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer r.Close()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
 				b.ReportAllocs()
 				b.ResetTimer()
+				c0 := threadCPU(b)
 				for i := 0; i < b.N; i++ {
 					off := (i * 2 * chunk) % (len(sig) - 2*chunk)
 					if _, err := r.Write(sig[off : off+2*chunk]); err != nil {
 						b.Fatal(err)
 					}
 				}
+				b.ReportMetric(float64((threadCPU(b)-c0).Nanoseconds())/float64(b.N), "cpu-ns/frame")
 				b.ReportMetric(float64(held)*1000/SampleRate, "heldback-ms")
 				b.ReportMetric(snr, "snr-dB")
 				b.ReportMetric(db(fit.amp/testAmp), "level-dB")
@@ -116,7 +121,7 @@ var encSettings = []encSetting{
 }
 
 // BenchmarkEncoderSettings: one op = one 20 ms frame of speech through
-// libopus at each setting. Quality, measured before timing by decoding the
+// libopus at each setting; cpu-ns/frame in thread CPU time. Quality, measured before timing by decoding the
 // whole clip and comparing with the input: snr-dB (waveform), lsd-dB
 // (log-spectral distance, lower is better), kbps actually produced.
 func BenchmarkEncoderSettings(b *testing.B) {
@@ -131,14 +136,18 @@ func BenchmarkEncoderSettings(b *testing.B) {
 			}
 			out := make([]byte, 1500)
 			frames := len(pcm) / FrameSamples
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			b.ReportAllocs()
 			b.ResetTimer()
+			c0 := threadCPU(b)
 			for i := 0; i < b.N; i++ {
 				f := i % frames
 				if _, err := enc.Encode(pcm[f*FrameSamples:(f+1)*FrameSamples], out); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64((threadCPU(b)-c0).Nanoseconds())/float64(b.N), "cpu-ns/frame")
 			b.ReportMetric(snr, "snr-dB")
 			b.ReportMetric(lsd, "lsd-dB")
 			b.ReportMetric(kbps, "kbps")

@@ -67,8 +67,9 @@ type EncoderConfig struct {
 
 // DefaultEncoderConfig is what the zero EncoderConfig means: CELT-only
 // (AppAudio, complexity 5) at 48 kbit/s. Measured on speech
-// (BenchmarkEncoderSettings, media README): ~35-70 µs per frame against
-// ~160-330 µs for the hybrid modes (AppVoIP, or AppAudio at complexity >= 7),
+// (BenchmarkEncoderSettings, thread CPU, media README): ~54 µs per frame
+// against ~140-300 µs for the hybrid modes (AppVoIP, or AppAudio at
+// complexity >= 7),
 // with a better match to the input than hybrid at 32 kbit/s (log-spectral
 // distance 6.1 dB vs 6.4-6.7 dB, waveform SNR 17.6 dB vs 7-10 dB). Complexity
 // 5 is the lowest with CELT's pitch pre-filter (+1.7 dB SNR on voiced
