@@ -93,8 +93,11 @@ func sat16(v int32) int16 {
 }
 
 // drop forgets everything not yet queued: after Clear, ctx cancellation or
-// Close. The resampler is freed; the next Write makes a new one.
+// Close. The resampler is freed; the next Write makes a new one. The
+// queue's unfinished frame goes too, so that the next generation starts on
+// a frame boundary.
 func (p *producer) drop() {
+	p.s.q.dropPartial(p.epoch)
 	if p.res != nil {
 		_ = p.res.Close()
 		p.res = nil
@@ -278,6 +281,9 @@ func (s *Stream) Write(ctx context.Context, pcm []byte, sampleRate int) error {
 func (p *producer) write(ctx context.Context, pcm []byte, rate int) error {
 	switch {
 	case p.res == nil || (p.rate != rate && p.segIn == 0 && len(p.stage) == 0):
+		if p.rate != rate {
+			p.hasOdd = false // half a sample at another rate is not a sample
+		}
 		if err := p.newSegment(rate, len(p.pending)); err != nil {
 			return err
 		}
