@@ -248,4 +248,3 @@ func (p *producer) wait(ctx context.Context) error {
 		return ErrClosed
 	}
 }
-
