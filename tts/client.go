@@ -139,7 +139,9 @@ func (c *Client) SendText(ctx context.Context, text string, flush, tryTrigger bo
 //
 // Faseeh has no clear message: the connection is retired (nothing more from
 // it is delivered) and a fresh one is dialed; text sent meanwhile waits for
-// it.
+// it. When nothing is pending (every generation ended, no text since) the
+// connection is kept. (Residual: when the end was inferred by the quiet
+// period, audio of that generation arriving later would still be heard.)
 //
 // Clear waits for a Handler.Audio call in progress to return (so a
 // blocking Audio must be unblocked by the caller's own clear, e.g. of its
@@ -156,9 +158,13 @@ func (c *Client) Clear(ctx context.Context) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
+	idle := len(c.unspoken) == 0 && c.outstanding == 0
 	c.unspoken, c.outstanding, c.audioSeen = nil, 0, false
 	conn := c.conn
 	var seq uint64
+	if conn != nil && c.d.clearMsg() == nil && idle {
+		conn = nil // faseeh with nothing to interrupt: keep the connection
+	}
 	if conn != nil {
 		conn.hasCarry = false
 		if c.d.clearMsg() == nil {

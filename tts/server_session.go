@@ -70,7 +70,8 @@ type genJob struct {
 
 type ctrlMsg struct {
 	data  []byte
-	close int // >0: send a close frame with this code after data, then end
+	pong  []byte // non-nil: a pong with this payload
+	close int    // >0: send a close frame with this code after data, then end
 }
 
 func newSession(s *Server, d Dialect, ws *websocket.Conn, r *http.Request) *session {
@@ -115,6 +116,13 @@ func (ss *session) serve() {
 		ss.ws.Close()
 	}()
 	ss.ws.SetReadLimit(ss.s.cfg.ReadLimit)
+	// Pongs go through the writer, after any chunk it is writing: a client
+	// that pings after "clear" (see Client.Clear) then knows that every
+	// chunk after the pong is new audio.
+	ss.ws.SetPingHandler(func(app string) error {
+		ss.send(ctrlMsg{pong: []byte(app)})
+		return nil
+	})
 	for {
 		_, data, err := ss.ws.ReadMessage()
 		if err != nil {
@@ -307,6 +315,13 @@ func (ss *session) write(data []byte) bool {
 
 // writeCtrl writes m; false ends the writer.
 func (ss *session) writeCtrl(m ctrlMsg) bool {
+	if m.pong != nil {
+		if err := ss.ws.WriteControl(websocket.PongMessage, m.pong, time.Now().Add(10*time.Second)); err != nil {
+			ss.cancel()
+			return false
+		}
+		return true
+	}
 	if m.data != nil && !ss.write(m.data) {
 		return false
 	}
@@ -317,6 +332,22 @@ func (ss *session) writeCtrl(m ctrlMsg) bool {
 		return false
 	}
 	return true
+}
+
+// drainCtrl writes the control messages already queued, so that they keep
+// their order relative to what the reader received (a pong after a clear
+// precedes the audio of text sent after it). False ends the writer.
+func (ss *session) drainCtrl() bool {
+	for {
+		select {
+		case m := <-ss.ctrl:
+			if !ss.writeCtrl(m) {
+				return false
+			}
+		default:
+			return true
+		}
+	}
 }
 
 // waitUntil waits for t while serving control messages. False: the job
@@ -396,7 +427,7 @@ func (ss *session) generate(j *genJob, voice string, rate int, speed float64) bo
 				return false
 			}
 		}
-		if !ss.write(ss.audioMsg(pcm[off:off+n], rate, false)) {
+		if !ss.drainCtrl() || !ss.write(ss.audioMsg(pcm[off:off+n], rate, false)) {
 			return false
 		}
 		off += n
@@ -405,7 +436,7 @@ func (ss *session) generate(j *genJob, voice string, rate int, speed float64) bo
 		played += time.Duration(int64(n) * int64(time.Second) / int64(2*rate))
 	}
 	if ss.d == DialectFaseeh || cfg.MunsitIsFinal {
-		return ss.write(ss.audioMsg(nil, rate, true))
+		return ss.drainCtrl() && ss.write(ss.audioMsg(nil, rate, true))
 	}
 	return true
 }
