@@ -38,7 +38,8 @@ func TestReconnectNoTextLost(t *testing.T) {
 			var mu sync.Mutex
 			var texts []string // text messages the server received, in order
 			rs := startServer(t, ServerConfig{
-				Faults: Faults{DropAfterChunks: 2, Times: 1},
+				MunsitIsFinal: true,
+				Faults:        Faults{DropAfterChunks: 2, Times: 1},
 				OnMessage: func(_ Dialect, msg []byte) {
 					var m struct{ Type, Text string }
 					_ = json.Unmarshal(msg, &m)
@@ -52,6 +53,7 @@ func TestReconnectNoTextLost(t *testing.T) {
 			rec := newRecorder()
 			cfg := clientConfig(rs, d)
 			cfg.RedialBackoff = time.Millisecond
+			cfg.QuietPeriod = guard // ends come from isFinal only
 			c := dial(t, cfg, rec)
 			ctx := context.Background()
 			if err := c.SendText(ctx, "first sentence that is long enough to span chunks. ", true, false); err != nil {
@@ -62,10 +64,8 @@ func TestReconnectNoTextLost(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec.waitEvent(t, EventReconnected)
+			rec.waitEnd(t) // one isFinal per trigger
 			rec.waitEnd(t)
-			if d == DialectFaseeh {
-				rec.waitEnd(t) // faseeh: one isFinal per trigger
-			}
 			mu.Lock()
 			got := strings.Join(texts, "|")
 			mu.Unlock()
@@ -108,9 +108,13 @@ func TestAuthPlacements(t *testing.T) {
 func TestClearDropsInterruptedAudio(t *testing.T) {
 	for _, d := range []Dialect{DialectFaseeh, DialectMunsit} {
 		t.Run(string(d), func(t *testing.T) {
-			rs := startServer(t, ServerConfig{Pace: PaceRealtime})
+			// isFinal from both dialects, and a quiet period no stall of a
+			// loaded machine reaches: every GenerationEnd is from the wire.
+			rs := startServer(t, ServerConfig{Pace: PaceRealtime, MunsitIsFinal: true})
 			rec := newRecorder()
-			c := dial(t, clientConfig(rs, d), rec)
+			cfg := clientConfig(rs, d)
+			cfg.QuietPeriod = guard
+			c := dial(t, cfg, rec)
 			ctx := context.Background()
 			if err := c.SendText(ctx, "جملة طويلة جدا للاختبار ولا يجب أن تسمع كلها بعد المسح", true, false); err != nil {
 				t.Fatal(err)

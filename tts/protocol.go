@@ -195,6 +195,16 @@ func supportedRate(r int) bool {
 // path allocates nothing beyond what encoding/json needs.
 func decodeServerMessage(d Dialect, data []byte, f *frame) *Error {
 	f.kind, f.pcm, f.rate, f.final, f.err = 0, nil, 0, false, nil
+	if audio, rate, final, ok := fastAudio(data); ok {
+		return decodeAudio(d, f, audio, float64(rate), final)
+	}
+	return decodeGeneral(d, data, f)
+}
+
+// decodeGeneral is decodeServerMessage with encoding/json, for every
+// message outside fastAudio's subset.
+func decodeGeneral(d Dialect, data []byte, f *frame) *Error {
+	f.kind, f.pcm, f.rate, f.final, f.err = 0, nil, 0, false, nil
 	w := &f.wire
 	w.reset()
 	if err := json.Unmarshal(data, w); err != nil {
@@ -223,8 +233,6 @@ func decodeServerMessage(d Dialect, data []byte, f *frame) *Error {
 	if len(w.Audio) == 0 || isNull(w.Audio) {
 		return protocolError(d, "message from service has neither type nor audio")
 	}
-	f.kind = frameAudio
-	f.final = w.IsFinal
 	raw := w.Audio
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return protocolError(d, "audio is not a string")
@@ -238,6 +246,15 @@ func decodeServerMessage(d Dialect, data []byte, f *frame) *Error {
 		}
 		inner = []byte(s)
 	}
+	return decodeAudio(d, f, inner, w.SampleRate, w.IsFinal)
+}
+
+// decodeAudio decodes base64 text b64 into f's reused buffer and checks
+// the rate.
+func decodeAudio(d Dialect, f *frame, b64 []byte, sr float64, final bool) *Error {
+	f.kind = frameAudio
+	f.final = final
+	inner := b64
 	need := 1 + base64.StdEncoding.DecodedLen(len(inner))
 	if cap(f.buf) < need {
 		f.buf = make([]byte, need+need/4)
@@ -248,7 +265,6 @@ func decodeServerMessage(d Dialect, data []byte, f *frame) *Error {
 		return protocolError(d, "bad base64 audio: %v", err)
 	}
 	f.pcm = f.buf[1 : 1+n]
-	sr := w.SampleRate
 	if n == 0 && sr == 0 {
 		return nil // an empty (final) chunk may omit the rate
 	}

@@ -1,6 +1,7 @@
 package tts
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -175,8 +176,16 @@ func FuzzDecodeServerMessage(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	var fr frame
+	var fr, slow frame
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The fast path must agree with encoding/json wherever it decides.
+		err1, err2 := asError(decodeServerMessage(DialectMunsit, data, &fr)), asError(decodeGeneral(DialectMunsit, data, &slow))
+		if (err1 == nil) != (err2 == nil) || errors.Is(err1, ErrUnsupportedRate) != errors.Is(err2, ErrUnsupportedRate) {
+			t.Fatalf("fast path %v, encoding/json %v for %q", err1, err2, data)
+		}
+		if err1 == nil && (fr.kind != slow.kind || !bytes.Equal(fr.pcm, slow.pcm) || fr.rate != slow.rate || fr.final != slow.final) {
+			t.Fatalf("fast path %+v, encoding/json %+v for %q", fr, slow, data)
+		}
 		for _, d := range []Dialect{DialectFaseeh, DialectMunsit} {
 			err := decodeServerMessage(d, data, &fr)
 			if err != nil {
@@ -203,4 +212,39 @@ func FuzzDecodeServerMessage(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestFastAudio(t *testing.T) {
+	for _, tt := range []struct {
+		msg   string
+		ok    bool
+		rate  int
+		final bool
+	}{
+		{`{"audio":"AQID","sampleRate":24000,"isFinal":false}`, true, 24000, false},
+		{` { "isFinal" : true , "sampleRate" : 8000 , "audio" : "" } `, true, 8000, true},
+		{`{"audio":"AQID","sampleRate":24000}`, true, 24000, false},
+		{`{"audio":"AQID"}`, true, 0, false},
+		{`{"audio":"\/\/8=","sampleRate":24000}`, false, 0, false},          // escape
+		{`{"audio":"AQID","sampleRate":24000.0}`, false, 0, false},          // not an integer
+		{`{"audio":"AQID","sampleRate":024000}`, false, 0, false},           // leading zero
+		{`{"audio":"AQID","audio":"AQID","sampleRate":1}`, false, 0, false}, // duplicate
+		{`{"audio":"AQID","type":"x"}`, false, 0, false},                    // other key
+		{`{"audio":"AQID"} x`, false, 0, false},                             // trailing data
+		{`{"Audio":"AQID"}`, false, 0, false},                               // encoding/json folds case
+		{`{"sampleRate":24000}`, false, 0, false},                           // no audio
+	} {
+		_, rate, final, ok := fastAudio([]byte(tt.msg))
+		if ok != tt.ok || ok && (rate != tt.rate || final != tt.final) {
+			t.Errorf("fastAudio(%s) = %d %v %v, want %d %v %v", tt.msg, rate, final, ok, tt.rate, tt.final, tt.ok)
+		}
+	}
+}
+
+// asError avoids a typed nil in an error interface.
+func asError(e *Error) error {
+	if e == nil {
+		return nil
+	}
+	return e
 }
