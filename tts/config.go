@@ -123,7 +123,11 @@ type ClientConfig struct {
 	InitTimeout time.Duration
 	// QuietPeriod: when a flushed or triggered generation has delivered
 	// audio and then nothing for QuietPeriod, it is taken as ended (for
-	// servers that never send isFinal). If zero, DefaultQuietPeriod.
+	// servers that never send isFinal: munsit's seed documents none). While
+	// the service is known to send isFinal (faseeh from the start, munsit
+	// once one was seen), FirstAudioTimeout is used instead, as a safety
+	// net only; a generation that hits it switches back to QuietPeriod.
+	// If zero, DefaultQuietPeriod.
 	QuietPeriod time.Duration
 	// FirstAudioTimeout: a flushed or triggered generation that delivers no
 	// audio at all for this long is taken as ended. If zero,

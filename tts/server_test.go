@@ -281,3 +281,46 @@ func TestServerCloseEndsConnections(t *testing.T) {
 		t.Fatalf("%d connections after Close", n)
 	}
 }
+
+// TestServerManyConnections: the embedded server carries many concurrent
+// calls (the bridge load-tests it with hundreds).
+func TestServerManyConnections(t *testing.T) {
+	n := 200
+	if testing.Short() {
+		n = 20
+	}
+	rs := startServer(t, ServerConfig{Pace: PaceRealtime})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			d := DialectFaseeh
+			if i%2 == 1 {
+				d = DialectMunsit
+			}
+			rec := newRecorder()
+			cfg := clientConfig(rs, d)
+			cfg.QuietPeriod = guard // munsit: no stall may end it early
+			ctx, cancel := context.WithTimeout(context.Background(), guard)
+			defer cancel()
+			c, err := Dial(ctx, cfg, rec)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			if err := c.SendText(ctx, "نعم", true, false); err != nil {
+				t.Error(err)
+				return
+			}
+			if d == DialectFaseeh {
+				rec.waitEnd(t)
+			} else {
+				rec.waitAudio(t)
+			}
+		})
+	}
+	wg.Wait()
+	if got := rs.Syntheses(); got != 1 {
+		t.Errorf("%d syntheses for one text and rate, want 1", got)
+	}
+}
