@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -326,5 +329,64 @@ func TestServerManyConnections(t *testing.T) {
 	wg.Wait()
 	if got := rs.Syntheses(); got != 1 {
 		t.Errorf("%d syntheses for one text and rate, want 1", got)
+	}
+}
+
+// espeakChildren counts this process's espeak-ng children.
+func espeakChildren(t *testing.T) int {
+	t.Helper()
+	me := strconv.Itoa(os.Getpid())
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	n := 0
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "(espeak-ng") {
+			continue
+		}
+		if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == me {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSynthesisKilledWhenAbandoned: when the only caller waiting for a
+// synthesis gives up (clear, close), espeak-ng is killed and reaped.
+func TestSynthesisKilledWhenAbandoned(t *testing.T) {
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		t.Skip("espeak-ng not installed")
+	}
+	s := NewServer(ServerConfig{})
+	defer s.Close()
+	long := strings.Repeat("مرحبا بك في فصيح كيف يمكنني مساعدتك اليوم. ", 400)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := s.synth.pcm(ctx, long, "ar-x", 24000, 1)
+		done <- err
+	}()
+	// Wait until espeak-ng runs (failure guard only), then give up.
+	deadline := time.Now().Add(guard)
+	for espeakChildren(t) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("espeak-ng never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("pcm: %v, want context.Canceled", err)
+	}
+	for espeakChildren(t) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("espeak-ng still running after its caller gave up")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
