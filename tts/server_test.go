@@ -390,3 +390,31 @@ func TestSynthesisKilledWhenAbandoned(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestServerBuffering: text waits for flush or try_trigger_generation;
+// munsit clear empties the buffer.
+func TestServerBuffering(t *testing.T) {
+	rs := startServer(t, ServerConfig{MunsitIsFinal: true})
+	ws := rawConn(t, rs.URL(DialectMunsit), nil)
+	if m := roundTrip(t, ws, `{"type":"initConnection","voice_id":"v","output_format":"pcm_8000"}`); m["type"] != "connectionInitialized" {
+		t.Fatal(m)
+	}
+	for _, msg := range []string{
+		`{"type":"text","text":"never spoken"}`,
+		`{"type":"clear"}`,
+		`{"type":"text","text":"","flush":true}`,
+	} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The empty flush is an empty generation: its final chunk comes at once.
+	_, data, err := ws.ReadMessage()
+	if err != nil || string(data) != `{"audio":"","sampleRate":8000,"isFinal":true}` {
+		t.Fatalf("after clear: %s %v, want only an empty final chunk", data, err)
+	}
+	m := roundTrip(t, ws, `{"type":"text","text":"spoken","try_trigger_generation":true}`)
+	if m["sampleRate"] != float64(8000) || m["audio"] == "" {
+		t.Fatalf("try_trigger_generation: %v", m)
+	}
+}
