@@ -84,7 +84,7 @@ func TestSampleRateChange(t *testing.T) {
 // TestOutputFormats: munsit's output_format is honoured; faseeh speaks 24000.
 func TestOutputFormats(t *testing.T) {
 	rs := startServer(t, ServerConfig{})
-	for f, rate := range OutputFormats {
+	for f, rate := range outputFormats {
 		t.Run(f, func(t *testing.T) {
 			rec := newRecorder()
 			cfg := clientConfig(rs, DialectMunsit)

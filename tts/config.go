@@ -87,8 +87,15 @@ func (a AuthPlacement) String() string {
 	return fmt.Sprintf("AuthPlacement(%d)", int(a))
 }
 
-// OutputFormats maps the seeds' output_format values to sample rates.
-var OutputFormats = map[string]int{"pcm_8000": 8000, "pcm_16000": 16000, "pcm_22050": 22050, "pcm_24000": 24000}
+// outputFormats maps the seeds' output_format values to sample rates.
+var outputFormats = map[string]int{"pcm_8000": 8000, "pcm_16000": 16000, "pcm_22050": 22050, "pcm_24000": 24000}
+
+// FormatSampleRate returns the sample rate of a munsit output_format
+// ("pcm_16000" → 16000) and whether the format is one the seeds define.
+func FormatSampleRate(format string) (int, bool) {
+	r, ok := outputFormats[format]
+	return r, ok
+}
 
 // ClientConfig configures a Client. Every zero field takes the default its
 // comment names; URL and VoiceID are required (and ModelID for faseeh).
@@ -224,7 +231,7 @@ func (c ClientConfig) Validate() error {
 		}
 	}
 	if c.OutputFormat != "" {
-		if _, ok := OutputFormats[c.OutputFormat]; !ok {
+		if _, ok := outputFormats[c.OutputFormat]; !ok {
 			return &FieldError{Field: "output_format", Message: "must be pcm_8000, pcm_16000, pcm_22050 or pcm_24000"}
 		}
 	}
