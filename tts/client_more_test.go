@@ -163,15 +163,17 @@ func scriptedServer(t *testing.T, script ...string) string {
 // before the script.
 func scripted(t *testing.T, onText bool, script ...string) string {
 	t.Helper()
-	var wg sync.WaitGroup
+	var hd handlers
 	up := websocket.Upgrader{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer ws.Close()
 		if _, _, err := ws.ReadMessage(); err != nil {
 			return
@@ -193,7 +195,7 @@ func scripted(t *testing.T, onText bool, script ...string) string {
 			}
 		}
 	}))
-	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); wg.Wait() })
+	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); hd.wait() })
 	return "ws" + strings.TrimPrefix(hs.URL, "http") + FaseehPath
 }
 
@@ -425,17 +427,19 @@ func TestFaseehWithoutIsFinal(t *testing.T) {
 // (EventDisconnected), not waited on forever.
 func TestKeepalive(t *testing.T) {
 	pings := make(chan struct{}, 100)
-	var wg sync.WaitGroup
+	var hd handlers
 	up := websocket.Upgrader{}
 	var answer atomic.Bool
 	answer.Store(true)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer ws.Close()
 		ws.SetPingHandler(func(app string) error {
 			select {
@@ -457,17 +461,15 @@ func TestKeepalive(t *testing.T) {
 			}
 		}
 	}))
-	defer func() { hs.CloseClientConnections(); hs.Close(); wg.Wait() }()
+	defer func() { hs.CloseClientConnections(); hs.Close(); hd.wait() }()
 	rec := newRecorder()
 	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + FaseehPath, ModelID: "m", VoiceID: "v",
-		PingInterval: 10 * time.Millisecond, MaxRedials: -1}
+		PingInterval: 50 * time.Millisecond, MaxRedials: -1}
 	dial(t, cfg, rec)
-	for range 3 {
-		select {
-		case <-pings:
-		case <-time.After(guard):
-			t.Fatal("no keepalive ping")
-		}
+	select {
+	case <-pings:
+	case <-time.After(guard):
+		t.Fatal("no keepalive ping")
 	}
 	answer.Store(false)
 	ev := rec.waitEvent(t, EventDisconnected)
@@ -483,5 +485,34 @@ func TestReadAll(t *testing.T) {
 		if err != nil || !bytes.Equal(got[3:], want) {
 			t.Fatalf("readAll(%d): %d bytes, %v", n, len(got)-3, err)
 		}
+	}
+}
+
+// TestInitTimeout: a service that never says connectionInitialized fails
+// Dial with a network error once InitTimeout has passed.
+func TestInitTimeout(t *testing.T) {
+	up := websocket.Upgrader{}
+	var hd handlers
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer func() { hs.CloseClientConnections(); hs.Close(); hd.wait() }()
+	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "v", InitTimeout: 50 * time.Millisecond}
+	_, err := Dial(context.Background(), cfg, HandlerFuncs{})
+	if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "connectionInitialized") {
+		t.Fatalf("got %v, want a network error about connectionInitialized", err)
 	}
 }
