@@ -46,7 +46,9 @@ func TestChunking(t *testing.T) {
 					EventFunc:         rec.Event,
 				}
 				text := "نعم"
-				c := dial(t, clientConfig(rs, d), h)
+				cfg := clientConfig(rs, d)
+				cfg.QuietPeriod = guard // ends from isFinal only: no stall may cut it short
+				c := dial(t, cfg, h)
 				if err := c.SendText(context.Background(), text, true, false); err != nil {
 					t.Fatal(err)
 				}
@@ -249,7 +251,7 @@ func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // client reports EventRedialFailed, keeps the text, and the next SendText
 // redials and delivers it.
 func TestRedialGiveUpThenSendText(t *testing.T) {
-	sw := &switchable{srv: NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1})}
+	sw := &switchable{srv: NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1, MunsitIsFinal: true})}
 	hs := httptest.NewServer(sw)
 	defer func() {
 		hs.Close()
@@ -258,7 +260,8 @@ func TestRedialGiveUpThenSendText(t *testing.T) {
 		sw.mu.Unlock()
 	}()
 	rec := newRecorder()
-	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "ar-x", MaxRedials: 2, RedialBackoff: 1}
+	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "ar-x", MaxRedials: 2, RedialBackoff: 1,
+		QuietPeriod: guard}
 	c := dial(t, cfg, rec)
 	ctx := context.Background()
 
@@ -277,7 +280,7 @@ func TestRedialGiveUpThenSendText(t *testing.T) {
 	}
 
 	sw.mu.Lock()
-	sw.srv, sw.down = NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1}), false
+	sw.srv, sw.down = NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1, MunsitIsFinal: true}), false
 	sw.mu.Unlock()
 	if err := c.SendText(ctx, "and now", true, false); err != nil {
 		t.Fatal(err)
