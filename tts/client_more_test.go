@@ -519,3 +519,48 @@ func TestInitTimeout(t *testing.T) {
 		t.Fatalf("got %v, want a network error about connectionInitialized", err)
 	}
 }
+
+// TestClearBarrierNonEchoingPeer: a munsit peer that answers pings with an
+// empty payload still lets audio through after a Clear.
+func TestClearBarrierNonEchoingPeer(t *testing.T) {
+	var hd handlers
+	up := websocket.Upgrader{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		ws.SetPingHandler(func(string) error {
+			return ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
+		})
+		if _, _, err := ws.ReadMessage(); err != nil {
+			return
+		}
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"connectionInitialized"}`))
+		for {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(data), `"text"`) {
+				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"audio":"AQIDBA==","sampleRate":24000}`))
+			}
+		}
+	}))
+	t.Cleanup(func() { hs.Close(); hd.wait() }) // after the client's Close (cleanups run last-in first-out)
+	rec := newRecorder()
+	c := dial(t, ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "v"}, rec)
+	ctx := context.Background()
+	if err := c.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendText(ctx, "after the clear", true, false); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitAudio(t)
+}
