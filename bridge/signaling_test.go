@@ -2,10 +2,14 @@ package bridge
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pion/webrtc/v4"
 )
 
 // getInfo returns GET /v1/calls/{id}.
@@ -110,5 +114,58 @@ func TestCreateJSONForm(t *testing.T) {
 	info = b.waitState(t, cr.ID, stateClosed)
 	if info.CloseReason != "peer_closed" && info.CloseReason != "peer_disconnected" && info.CloseReason != "peer_failed" {
 		t.Errorf("close reason %q", info.CloseReason)
+	}
+}
+
+// cuttablePacketConn is a UDP socket the test can cut: after cut, nothing is
+// sent and everything received is dropped, as when a client's network or
+// process vanishes without a word.
+type cuttablePacketConn struct {
+	net.PacketConn
+	cut atomic.Bool
+}
+
+func (c *cuttablePacketConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.cut.Load() {
+		return len(p), nil
+	}
+	return c.PacketConn.WriteTo(p, addr)
+}
+
+func (c *cuttablePacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil || !c.cut.Load() {
+			return n, addr, err
+		}
+	}
+}
+
+func TestVanishedClient(t *testing.T) {
+	// Short ICE timeouts so that the vanished client is noticed quickly; the
+	// disconnected timeout is the bridge's own.
+	b := newBridge(t, Config{DisconnectedTimeout: 300 * time.Millisecond},
+		seams{iceTimeouts: [3]time.Duration{time.Second, 5 * time.Second, 200 * time.Millisecond}})
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := &cuttablePacketConn{PacketConn: udp}
+	mux := webrtc.NewICEUDPMux(nil, cut)
+	defer mux.Close()
+	off := newOfferer(t, 1<<14, mux)
+	resp, body := b.do(t, "POST", "/v1/calls", "application/sdp", []byte(off.offer(t)))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	id := strings.TrimPrefix(resp.Header.Get("Location"), "/v1/calls/")
+	off.accept(t, string(body))
+	waitFor(t, off.connected, "the offerer to connect")
+	b.waitState(t, id, stateConnected)
+
+	cut.cut.Store(true)
+	info := b.waitState(t, id, stateClosed)
+	if info.CloseReason != "peer_disconnected" {
+		t.Errorf("close reason %q, want peer_disconnected", info.CloseReason)
 	}
 }
