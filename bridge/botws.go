@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // Bot WebSocket timing and limits.
@@ -26,6 +27,8 @@ const (
 
 // Events the bridge sends on bot sockets. The fixed ones are marshaled once.
 var (
+	msgSpeaking    = []byte(`{"type":"speaking"}`)
+	msgDone        = []byte(`{"type":"done"}`)
 	msgInitialized = []byte(`{"type":"connectionInitialized"}`)
 )
 
@@ -109,6 +112,28 @@ func (c *Session) removeBot(b *botConn) {
 	c.mu.Lock()
 	delete(c.bots, b)
 	c.mu.Unlock()
+}
+
+// broadcast queues msg on every bot socket, in call order.
+func (c *Session) broadcast(msg []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for b := range c.bots {
+		b.enqueue(msg)
+	}
+}
+
+// broadcastError sends an error event to every bot socket.
+func (c *Session) broadcastError(err error) {
+	_, code, msg := classify(err)
+	b, _ := json.Marshal(botEvent{Type: "error", Code: code, Message: msg})
+	c.broadcast(b)
+}
+
+// broadcastEvent sends an event with fields to every bot socket.
+func (c *Session) broadcastEvent(e botEvent) {
+	b, _ := json.Marshal(e)
+	c.broadcast(b)
 }
 
 // sendError sends an error event to one bot socket.
@@ -218,15 +243,15 @@ func (c *Session) botReader(b *botConn) {
 // "type"). Unknown fields are ignored, as the bot speaks to the bridge as it
 // would to a TTS service.
 type botMessage struct {
-	Type                 string         `json:"type"`
-	Text                 *string        `json:"text"`
-	Flush                bool           `json:"flush"`
-	TryTriggerGeneration bool           `json:"try_trigger_generation"`
-	VoiceID              string         `json:"voice_id"`
-	ModelID              string         `json:"model_id"`
-	VoiceSettings        *voiceSettings `json:"voice_settings"`
-	Stability            *float64       `json:"stability"` // faseeh legacy init
-	OutputFormat         string         `json:"output_format"`
+	Type                 string             `json:"type"`
+	Text                 *string            `json:"text"`
+	Flush                bool               `json:"flush"`
+	TryTriggerGeneration bool               `json:"try_trigger_generation"`
+	VoiceID              string             `json:"voice_id"`
+	ModelID              string             `json:"model_id"`
+	VoiceSettings        *tts.VoiceSettings `json:"voice_settings"`
+	Stability            *float64           `json:"stability"` // faseeh legacy init
+	OutputFormat         string             `json:"output_format"`
 }
 
 // handleBotMessage acts on one bot message. Failures become an error event on
@@ -258,11 +283,11 @@ func (c *Session) handleBotMessage(b *botConn, raw []byte) {
 		// acknowledged so a bot written for Faseeh/Munsit works unchanged;
 		// its settings are validated but do not change the call's voice,
 		// and x_api_key is ignored (the bridge token authenticates).
-		vs := voiceSettings{Stability: m.Stability}
+		vs := tts.VoiceSettings{Stability: m.Stability}
 		if m.VoiceSettings != nil {
 			vs = *m.VoiceSettings
 		}
-		if err := validateVoiceSettings(vs); err != nil {
+		if err := vs.Validate(); err != nil {
 			b.sendError(err)
 			return
 		}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // Body limits of the contract.
@@ -90,17 +92,10 @@ func (s *Server) handleConfig(w http.ResponseWriter, _ *http.Request) {
 // of the SDP form, fields of the JSON form). Empty fields take the Config's
 // defaults.
 type callOptions struct {
-	VoiceID       string        `json:"voice_id"`
-	ModelID       string        `json:"model_id"`
-	OutputFormat  string        `json:"output_format"`
-	VoiceSettings voiceSettings `json:"voice_settings"`
-}
-
-// voiceSettings mirror tts.VoiceSettings (nil: not sent).
-type voiceSettings struct {
-	Stability       *float64 `json:"stability,omitempty"`
-	SimilarityBoost *float64 `json:"similarity_boost,omitempty"`
-	Speed           *float64 `json:"speed,omitempty"`
+	VoiceID       string            `json:"voice_id"`
+	ModelID       string            `json:"model_id"`
+	OutputFormat  string            `json:"output_format"`
+	VoiceSettings tts.VoiceSettings `json:"voice_settings"`
 }
 
 // createRequest is the application/json form of POST /v1/calls.

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,7 +21,7 @@ type metrics struct {
 	framesSent    prometheus.Counter
 	lateFrames    prometheus.Counter
 	pacingError   prometheus.Histogram
-	ttsErrors     prometheus.Counter
+	ttsErrors     *prometheus.CounterVec // by kind: error, disconnected, redial_failed
 	ttsReconnects prometheus.Counter
 	ttsTTFB       prometheus.Histogram
 	addedLatency  prometheus.Histogram
@@ -49,9 +50,10 @@ func newMetrics() *metrics {
 			Help:    "How late each frame left against its start + n*20ms deadline.",
 			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1},
 		}),
-		ttsErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "voicebridge_tts_errors_total", Help: "Errors reported by TTS services, and dropped TTS connections.",
-		}),
+		ttsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voicebridge_tts_errors_total",
+			Help: "TTS trouble during calls, by kind: error (a service error message), disconnected, redial_failed.",
+		}, []string{"kind"}),
 		ttsReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "voicebridge_tts_reconnects_total", Help: "TTS connections re-established after a drop.",
 		}),
@@ -66,10 +68,23 @@ func newMetrics() *metrics {
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.2, 0.5},
 		}),
 	}
+	for _, k := range []string{"error", "disconnected", "redial_failed"} {
+		m.ttsErrors.WithLabelValues(k) // export zeros
+	}
 	m.reg.MustRegister(m.callsActive, m.callsTotal, m.callsRejected, m.framesSent, m.lateFrames,
 		m.pacingError, m.ttsErrors, m.ttsReconnects, m.ttsTTFB, m.addedLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// onFrame is media.StreamConfig.OnFrame: per frame, on every call's pacer
+// goroutine. Atomic and allocation-free.
+func (m *metrics) onFrame(pacingError time.Duration, late bool) {
+	m.framesSent.Inc()
+	if late {
+		m.lateFrames.Inc()
+	}
+	m.pacingError.Observe(pacingError.Seconds())
 }
 
 // handler serves the registry in the Prometheus text format.

@@ -52,6 +52,7 @@ const maxEnded = 1024
 type seams struct {
 	loopbackOnly bool             // gather ICE candidates on 127.0.0.1 only
 	iceTimeouts  [3]time.Duration // disconnected, failed, keepalive; zero: Pion's
+	ttsServer    tts.ServerConfig // the embedded TTS's configuration (faults)
 }
 
 // New validates cfg, applies its defaults and returns a Server. When
@@ -104,7 +105,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 
 	s.ttsURL, s.ttsDialect = cfg.TTSURL, cfg.TTSDialect
 	if cfg.TTSURL == "" {
-		e, err := startEmbeddedTTS(ctx, cfg, log)
+		e, err := startEmbeddedTTS(ctx, cfg, log, sm.ttsServer)
 		if err != nil {
 			return nil, fmt.Errorf("bridge: start embedded TTS: %w", err)
 		}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/voicebridge/voicebridge/media"
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // Call states of GET /v1/calls/{id}.
@@ -41,6 +43,20 @@ type Session struct {
 	pc     *webrtc.PeerConnection
 	track  *webrtc.TrackLocalStaticRTP
 	sender *webrtc.RTPSender
+	stream *media.Stream
+	tts    *tts.Client
+
+	// Latency probes (unix nanoseconds; 0: not measuring): when a trigger
+	// was sent to an idle TTS, and when its first audio arrived.
+	ttfbStart  atomic.Int64
+	firstAudio atomic.Int64
+
+	textMu sync.Mutex
+	// The following fields are guarded by textMu, which also serializes
+	// SendText so text is spoken in the order it was accepted.
+	pendingText int   // bytes sent whose generation has not ended
+	untriggered int   // bytes sent since the last flush/trigger
+	generations []int // bytes of each flushed/triggered generation not ended, oldest first
 
 	notify        chan struct{} // cap 1: the peer connection's state changed
 	everConnected atomic.Bool

@@ -169,18 +169,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (options, error) {
 	var cfg options
 	fs := newFlagSet(&cfg, out)
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		v, ok := lookupEnv(envName(f.Name))
-		if !ok || envErr != nil {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			envErr = fmt.Errorf("%s: %v", envName(f.Name), err)
-		}
-	})
-	if envErr != nil {
-		return cfg, envErr
+	if err := applyEnv(fs, envName, lookupEnv); err != nil {
+		return cfg, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -190,4 +180,20 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	}
 	cfg.Config = cfg.WithDefaults()
 	return cfg, cfg.Validate()
+}
+
+// applyEnv sets every flag of fs whose environment variable (named by env)
+// is set. The error names the variable but never echoes its value.
+func applyEnv(fs *flag.FlagSet, env func(string) string, lookupEnv func(string) (string, bool)) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := lookupEnv(env(f.Name))
+		if !ok || envErr != nil {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = fmt.Errorf("%s: %v", env(f.Name), err)
+		}
+	})
+	return envErr
 }
