@@ -71,7 +71,7 @@ func TestBotProtocol(t *testing.T) {
 	// A bot written for Munsit starts with initConnection.
 	bt.send(t, map[string]any{"type": "initConnection", "model_id": "faseeh-v1-preview", "voice_id": "ar-najdi-male-2",
 		"voice_settings": map[string]any{"stability": 0.5, "similarity_boost": 0.75, "speed": 1.0},
-		"output_format": "pcm_24000", "x_api_key": "ignored"})
+		"output_format":  "pcm_24000", "x_api_key": "ignored"})
 	bt.expect(t, "connectionInitialized")
 	// Faseeh's legacy form, too.
 	bt.send(t, map[string]any{"voice_id": "v", "model_id": "m", "stability": 0.5})
