@@ -359,7 +359,9 @@ func TestSpeechEndToEnd(t *testing.T) {
 				t.Errorf("%d packets with the marker bit, want 1", markers)
 			}
 			info := b.getInfo(t, id)
-			if info.SpeechFrames == 0 || info.FramesSent+uint64(dups) < uint64(len(fs)) {
+			// The counter is bumped after the track write returns, so the
+			// frame in flight may already be received but not counted.
+			if info.SpeechFrames == 0 || info.FramesSent+uint64(dups)+2 < uint64(len(fs)) {
 				t.Errorf("info: %+v", info)
 			}
 
