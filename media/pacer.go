@@ -107,9 +107,9 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	err := s.cfg.Writer.WriteRTP(&s.pkt)
 	s.c.framesSent.Add(1)
 	if err != nil {
-		s.c.writeErrors.Add(1)
-		if !s.writeErrLogged.Swap(true) {
-			s.log.Warn("media: write RTP failed (logged once)", "err", err)
+		// Throttled: the first error, then one line per 30 s of errors.
+		if n := s.c.writeErrors.Add(1); n == 1 || n%1500 == 0 {
+			s.log.Warn("media: write RTP failed", "err", err, "errors", n)
 		}
 	}
 	late := perr >= FrameDuration

@@ -473,3 +473,45 @@ func TestWriteErrorsCounted(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// TestUnderrunInsideGeneration: the producer falls behind mid-sentence.
+// Silence fills the gap (counted as underruns), the resumed speech carries
+// the marker bit again, and the generation still gets one speaking and one
+// done.
+func TestUnderrunInsideGeneration(t *testing.T) {
+	h := newHarness(t, harnessOpt{})
+	ctx := context.Background()
+	if err := h.s.Write(ctx, ramp(1, FrameSamples), 24000); err != nil { // 2 frames
+		t.Fatal(err)
+	}
+	h.steps(4)
+	if err := h.s.Write(ctx, ramp(5000, FrameSamples/2), 24000); err != nil { // 1 frame
+		t.Fatal(err)
+	}
+	if err := h.s.EndGeneration(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.steps(2)
+	h.stop()
+	got := ""
+	for _, p := range h.rec.packets() {
+		switch {
+		case p.Marker:
+			got += "M"
+		case h.isSilence(p):
+			got += "."
+		default:
+			got += "s"
+		}
+	}
+	if want := ".Ms..M."; got != want {
+		t.Fatalf("frames %s, want %s", got, want)
+	}
+	ev, idx := h.eventsCopy()
+	if len(ev) != 2 || ev[0].Kind != EventSpeaking || ev[1].Kind != EventDone || idx[1] != 6 {
+		t.Fatalf("events %v at %v", ev, idx)
+	}
+	if st := h.s.Stats(); st.Underruns != 2 || st.Talkspurts != 2 || st.Generations != 1 {
+		t.Errorf("stats %+v", st)
+	}
+}

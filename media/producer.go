@@ -2,8 +2,10 @@ package media
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Feed sizes for the resampler. zaf/resample copies through C memory on
@@ -55,6 +57,18 @@ func (p *producer) init(s *Stream) {
 
 // Write implements the resampler's destination (sink).
 func (p *producer) sinkWrite(b []byte) {
+	n := len(b) / 2
+	if p.segBase+p.segOut == len(p.pending) {
+		// Common case, nothing to overlap: append, decoding in one pass.
+		old := len(p.pending)
+		p.pending = slices.Grow(p.pending, n)[:old+n]
+		dst := p.pending[old:]
+		for i := range dst {
+			dst[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+		p.segOut += n
+		return
+	}
 	for i := 0; i+1 < len(b); i += 2 {
 		v := int16(uint16(b[i]) | uint16(b[i+1])<<8)
 		pos := p.segBase + p.segOut

@@ -35,7 +35,10 @@ type EventKind int
 const (
 	// EventSpeaking: the first frame of a generation's speech went on the
 	// wire (once per generation, after idle, after a previous generation's
-	// last frame, or after Clear).
+	// last frame, or after Clear). When the producer falls behind inside a
+	// generation (underrun), silence frames fill the gap and the first
+	// speech packet after them carries the marker bit, but no second
+	// EventSpeaking is sent.
 	EventSpeaking EventKind = iota + 1
 	// EventDone: the last frame of a generation went on the wire (for an
 	// empty generation: at the next frame). Never sent for a generation
@@ -147,8 +150,7 @@ type Stream struct {
 	genOpen  bool // EventSpeaking sent, EventDone not yet
 	epoch    uint64
 
-	lookahead      int // enc.Lookahead(), read by the producer
-	writeErrLogged atomic.Bool
+	lookahead int // enc.Lookahead(), read by the producer
 }
 
 // NewStream validates cfg, builds the encoder and precomputes the silence

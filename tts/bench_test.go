@@ -12,6 +12,16 @@ import (
 // carry, delivery to the Handler, quiet-period timer. A 100 ms chunk at
 // 24 kHz, with an odd length so that the carry path runs every time.
 func BenchmarkClientAudioPath(b *testing.B) {
+	benchAudioPath(b, decodeServerMessage)
+}
+
+// BenchmarkClientAudioPathEncodingJSON is the same through encoding/json
+// only (what a message outside the fast path's subset costs).
+func BenchmarkClientAudioPathEncodingJSON(b *testing.B) {
+	benchAudioPath(b, decodeGeneral)
+}
+
+func benchAudioPath(b *testing.B, decode func(Dialect, []byte, *frame) *Error) {
 	pcm := make([]byte, 4801)
 	for i := range pcm {
 		pcm[i] = byte(i)
@@ -33,7 +43,7 @@ func BenchmarkClientAudioPath(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if err := decodeServerMessage(DialectFaseeh, msg, f); err != nil {
+		if err := decode(DialectFaseeh, msg, f); err != nil {
 			b.Fatal(err)
 		}
 		c.handle(conn, f, timer)

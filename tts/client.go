@@ -44,7 +44,7 @@ type Client struct {
 	outstanding int       // guarded by mu: flushed/triggered generations not ended
 	since       time.Time // guarded by mu: start of the oldest outstanding wait
 	audioSeen   bool      // guarded by mu: audio arrived since since
-	sendsFinal  bool      // guarded by mu: the service was seen to send isFinal
+	sendsFinal  bool      // guarded by mu: the service sends isFinal (faseeh: assumed)
 }
 
 // Dial validates cfg, connects, sends initConnection and waits for
@@ -70,6 +70,8 @@ func Dial(ctx context.Context, cfg ClientConfig, h Handler) (*Client, error) {
 		kick:    make(chan struct{}, 1),
 		deliver: make(chan struct{}, 1),
 	}
+	// Faseeh's seed documents isFinal: trust it from the start.
+	c.sendsFinal = c.d.name() == DialectFaseeh
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	conn, err := c.dialConn(ctx)
 	if err != nil {
@@ -274,6 +276,9 @@ func (c *Client) serve(conn *wsConn, timer *time.Timer) error {
 			}
 			c.arm(timer)
 		case <-timer.C:
+			c.mu.Lock()
+			c.sendsFinal = false // it did not, this time: infer from now on
+			c.mu.Unlock()
 			c.endGeneration(true)
 			c.arm(timer)
 		}
@@ -377,13 +382,19 @@ func (c *Client) endGeneration(all bool) {
 
 // arm sets timer to the moment the oldest outstanding generation is taken
 // as ended: QuietPeriod after its last audio, FirstAudioTimeout after its
-// trigger if no audio came. Never when the service sends isFinal.
+// trigger if no audio came. When the service sends isFinal (faseeh's seed
+// says it does; munsit once one was seen) the quiet period is only a
+// safety net of FirstAudioTimeout.
 func (c *Client) arm(timer *time.Timer) {
 	c.mu.Lock()
-	on := c.outstanding > 0 && !c.sendsFinal
+	on := c.outstanding > 0
 	var at time.Time
 	if c.audioSeen {
-		at = c.since.Add(c.cfg.QuietPeriod)
+		quiet := c.cfg.QuietPeriod
+		if c.sendsFinal {
+			quiet = max(quiet, c.cfg.FirstAudioTimeout)
+		}
+		at = c.since.Add(quiet)
 	} else {
 		at = c.since.Add(c.cfg.FirstAudioTimeout)
 	}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 )
@@ -83,7 +84,7 @@ func TestSampleRateChange(t *testing.T) {
 // TestOutputFormats: munsit's output_format is honoured; faseeh speaks 24000.
 func TestOutputFormats(t *testing.T) {
 	rs := startServer(t, ServerConfig{})
-	for f, rate := range OutputFormats {
+	for f, rate := range outputFormats {
 		t.Run(f, func(t *testing.T) {
 			rec := newRecorder()
 			cfg := clientConfig(rs, DialectMunsit)
@@ -155,6 +156,13 @@ func TestServerErrorShapes(t *testing.T) {
 // scriptedServer answers initConnection and then sends script, raw.
 func scriptedServer(t *testing.T, script ...string) string {
 	t.Helper()
+	return scripted(t, false, script...)
+}
+
+// scripted is scriptedServer; onText waits for a first text message
+// before the script.
+func scripted(t *testing.T, onText bool, script ...string) string {
+	t.Helper()
 	var wg sync.WaitGroup
 	up := websocket.Upgrader{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -169,6 +177,11 @@ func scriptedServer(t *testing.T, script ...string) string {
 			return
 		}
 		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"connectionInitialized"}`))
+		if onText {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
 		for _, s := range script {
 			if err := ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
 				return
@@ -363,17 +376,112 @@ func TestValidate(t *testing.T) {
 }
 
 func TestCloseIdempotent(t *testing.T) {
-	rs := startServer(t, ServerConfig{})
+	closed := make(chan struct{}, 1)
+	rs := startServer(t, ServerConfig{OnMessage: func(_ Dialect, msg []byte) {
+		if string(msg) == `{"type":"closeConnection"}` {
+			closed <- struct{}{}
+		}
+	}})
 	c := dial(t, clientConfig(rs, DialectMunsit), newRecorder())
 	if err := c.SendText(context.Background(), "bye", true, false); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
 	c.Close()
+	select {
+	case <-closed:
+	case <-time.After(guard):
+		t.Fatal("Close sent no closeConnection")
+	}
 	if err := c.SendText(context.Background(), "x", false, false); !errors.Is(err, ErrClosed) {
 		t.Fatalf("SendText after Close: %v", err)
 	}
 	if err := c.Clear(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Clear after Close: %v", err)
+	}
+}
+
+// TestFaseehWithoutIsFinal: a faseeh-style server that never sends isFinal
+// still gets its generation ended, by the FirstAudioTimeout safety net,
+// and then by the quiet period.
+func TestFaseehWithoutIsFinal(t *testing.T) {
+	url := scripted(t, true, `{"audio":"AQIDBA==","sampleRate":24000,"isFinal":false}`)
+	rec := newRecorder()
+	cfg := ClientConfig{URL: url, ModelID: "m", VoiceID: "v", FirstAudioTimeout: 50 * time.Millisecond}
+	c := dial(t, cfg, rec)
+	if err := c.SendText(context.Background(), "x", true, false); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitEnd(t)
+	c.mu.Lock()
+	sendsFinal := c.sendsFinal
+	c.mu.Unlock()
+	if sendsFinal {
+		t.Fatal("still trusting isFinal after a generation without it")
+	}
+}
+
+// TestKeepalive: the client pings; a peer that stops answering is dropped
+// (EventDisconnected), not waited on forever.
+func TestKeepalive(t *testing.T) {
+	pings := make(chan struct{}, 100)
+	var wg sync.WaitGroup
+	up := websocket.Upgrader{}
+	var answer atomic.Bool
+	answer.Store(true)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		defer ws.Close()
+		ws.SetPingHandler(func(app string) error {
+			select {
+			case pings <- struct{}{}:
+			default:
+			}
+			if !answer.Load() {
+				return nil // a stuck peer
+			}
+			return ws.WriteControl(websocket.PongMessage, []byte(app), time.Now().Add(time.Second))
+		})
+		if _, _, err := ws.ReadMessage(); err != nil {
+			return
+		}
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"connectionInitialized"}`))
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer func() { hs.CloseClientConnections(); hs.Close(); wg.Wait() }()
+	rec := newRecorder()
+	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + FaseehPath, ModelID: "m", VoiceID: "v",
+		PingInterval: 10 * time.Millisecond, MaxRedials: -1}
+	dial(t, cfg, rec)
+	for range 3 {
+		select {
+		case <-pings:
+		case <-time.After(guard):
+			t.Fatal("no keepalive ping")
+		}
+	}
+	answer.Store(false)
+	ev := rec.waitEvent(t, EventDisconnected)
+	if !errors.Is(ev.Err, ErrNetwork) {
+		t.Fatalf("dead peer: %v, want ErrNetwork", ev.Err)
+	}
+}
+
+func TestReadAll(t *testing.T) {
+	for _, n := range []int{0, 1, 4095, 4096, 4097, 100000} {
+		want := bytes.Repeat([]byte{'x'}, n)
+		got, err := readAll(bytes.NewReader(want), []byte{1, 2, 3})
+		if err != nil || !bytes.Equal(got[3:], want) {
+			t.Fatalf("readAll(%d): %d bytes, %v", n, len(got)-3, err)
+		}
 	}
 }

@@ -87,8 +87,15 @@ func (a AuthPlacement) String() string {
 	return fmt.Sprintf("AuthPlacement(%d)", int(a))
 }
 
-// OutputFormats maps the seeds' output_format values to sample rates.
-var OutputFormats = map[string]int{"pcm_8000": 8000, "pcm_16000": 16000, "pcm_22050": 22050, "pcm_24000": 24000}
+// outputFormats maps the seeds' output_format values to sample rates.
+var outputFormats = map[string]int{"pcm_8000": 8000, "pcm_16000": 16000, "pcm_22050": 22050, "pcm_24000": 24000}
+
+// FormatSampleRate returns the sample rate of a munsit output_format
+// ("pcm_16000" → 16000) and whether the format is one the seeds define.
+func FormatSampleRate(format string) (int, bool) {
+	r, ok := outputFormats[format]
+	return r, ok
+}
 
 // ClientConfig configures a Client. Every zero field takes the default its
 // comment names; URL and VoiceID are required (and ModelID for faseeh).
@@ -123,7 +130,11 @@ type ClientConfig struct {
 	InitTimeout time.Duration
 	// QuietPeriod: when a flushed or triggered generation has delivered
 	// audio and then nothing for QuietPeriod, it is taken as ended (for
-	// servers that never send isFinal). If zero, DefaultQuietPeriod.
+	// servers that never send isFinal: munsit's seed documents none). While
+	// the service is known to send isFinal (faseeh from the start, munsit
+	// once one was seen), FirstAudioTimeout is used instead, as a safety
+	// net only; a generation that hits it switches back to QuietPeriod.
+	// If zero, DefaultQuietPeriod.
 	QuietPeriod time.Duration
 	// FirstAudioTimeout: a flushed or triggered generation that delivers no
 	// audio at all for this long is taken as ended. If zero,
@@ -220,7 +231,7 @@ func (c ClientConfig) Validate() error {
 		}
 	}
 	if c.OutputFormat != "" {
-		if _, ok := OutputFormats[c.OutputFormat]; !ok {
+		if _, ok := outputFormats[c.OutputFormat]; !ok {
 			return &FieldError{Field: "output_format", Message: "must be pcm_8000, pcm_16000, pcm_22050 or pcm_24000"}
 		}
 	}

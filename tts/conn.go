@@ -299,10 +299,9 @@ func (wc *wsConn) readPump() {
 func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	for {
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-			if cap(buf) < 4096 {
-				buf = make([]byte, 0, 4096)
-			}
+			nb := make([]byte, len(buf), max(4096, 2*cap(buf)))
+			copy(nb, buf)
+			buf = nb
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

@@ -16,9 +16,11 @@ type Handler interface {
 	// Clear is delivered.
 	Audio(pcm []byte, sampleRate int)
 	// GenerationEnd reports that a flushed or triggered generation ended:
-	// an isFinal chunk, or QuietPeriod without audio after audio (or
-	// FirstAudioTimeout without any). Called once per generation; when the
-	// end is inferred, generations that ran back to back end together.
+	// an isFinal chunk, or, inferred, no audio for a while after it (see
+	// ClientConfig.QuietPeriod) or none at all (FirstAudioTimeout). Called
+	// once per generation; when the end is inferred, generations that ran
+	// back to back end together. Not called for a generation that Clear
+	// interrupted.
 	GenerationEnd()
 	// Event reports service errors, a lost connection, a recovery, and a
 	// redial given up.

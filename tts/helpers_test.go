@@ -128,3 +128,24 @@ func dial(t *testing.T, cfg ClientConfig, h Handler) *Client {
 func clientConfig(rs *RunningServer, d Dialect) ClientConfig {
 	return ClientConfig{URL: rs.URL(d), ModelID: "faseeh-v1-preview", VoiceID: "ar-najdi-male-2"}
 }
+
+// ended waits for a GenerationEnd without t.Fatal, for goroutines other
+// than the test's.
+func (r *recorder) ended() bool {
+	select {
+	case <-r.endCh:
+		return true
+	case <-time.After(guard):
+		return false
+	}
+}
+
+// heard waits for audio without t.Fatal, for other goroutines.
+func (r *recorder) heard() bool {
+	select {
+	case <-r.audioCh:
+		return true
+	case <-time.After(guard):
+		return false
+	}
+}

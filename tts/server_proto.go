@@ -163,7 +163,7 @@ func parseClientMessage(d Dialect, data []byte) (clientMsg, error) {
 		}
 		if raw, ok := obj["output_format"]; ok {
 			_ = json.Unmarshal(raw, &m.outputFormat)
-			if _, ok := OutputFormats[m.outputFormat]; !ok {
+			if _, ok := outputFormats[m.outputFormat]; !ok {
 				return m, fmt.Errorf(`field "output_format": must be pcm_8000, pcm_16000, pcm_22050 or pcm_24000`)
 			}
 		}

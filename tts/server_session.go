@@ -164,7 +164,7 @@ func (ss *session) serve() {
 			ss.mu.Lock()
 			ss.voice = m.voiceID
 			if m.outputFormat != "" {
-				ss.rate = OutputFormats[m.outputFormat]
+				ss.rate = outputFormats[m.outputFormat]
 			}
 			if m.speed != nil {
 				ss.speed = *m.speed

@@ -8,7 +8,10 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -210,13 +213,19 @@ func TestServerSharesSynthesis(t *testing.T) {
 	for range 20 {
 		wg.Go(func() {
 			rec := newRecorder()
-			c := dial(t, clientConfig(rs, DialectFaseeh), rec)
+			c, err := Dial(context.Background(), clientConfig(rs, DialectFaseeh), rec)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
 			if err := c.SendText(context.Background(), "the same prompt for everyone", true, false); err != nil {
 				t.Error(err)
 				return
 			}
-			rec.waitEnd(t)
-			c.Close()
+			if !rec.ended() {
+				t.Error("no GenerationEnd")
+			}
 		})
 	}
 	wg.Wait()
@@ -279,5 +288,133 @@ func TestServerCloseEndsConnections(t *testing.T) {
 	rec.waitEvent(t, EventRedialFailed)
 	if n := rs.Connections(); n != 0 {
 		t.Fatalf("%d connections after Close", n)
+	}
+}
+
+// TestServerManyConnections: the embedded server carries many concurrent
+// calls (the bridge load-tests it with hundreds).
+func TestServerManyConnections(t *testing.T) {
+	n := 200
+	if testing.Short() {
+		n = 20
+	}
+	rs := startServer(t, ServerConfig{Pace: PaceRealtime})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			d := DialectFaseeh
+			if i%2 == 1 {
+				d = DialectMunsit
+			}
+			rec := newRecorder()
+			cfg := clientConfig(rs, d)
+			cfg.QuietPeriod = guard // munsit: no stall may end it early
+			ctx, cancel := context.WithTimeout(context.Background(), guard)
+			defer cancel()
+			c, err := Dial(ctx, cfg, rec)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			if err := c.SendText(ctx, "نعم", true, false); err != nil {
+				t.Error(err)
+				return
+			}
+			if d == DialectFaseeh && !rec.ended() || d == DialectMunsit && !rec.heard() {
+				t.Errorf("%s call %d: nothing heard", d, i)
+			}
+		})
+	}
+	wg.Wait()
+	if got := rs.Syntheses(); got != 1 {
+		t.Errorf("%d syntheses for one text and rate, want 1", got)
+	}
+}
+
+// espeakChildren counts this process's espeak-ng children.
+func espeakChildren(t *testing.T) int {
+	t.Helper()
+	me := strconv.Itoa(os.Getpid())
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	n := 0
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 || !strings.Contains(s[:i], "(espeak-ng") {
+			continue
+		}
+		if f := strings.Fields(s[i+1:]); len(f) > 1 && f[1] == me {
+			n++
+		}
+	}
+	return n
+}
+
+// TestSynthesisKilledWhenAbandoned: when the only caller waiting for a
+// synthesis gives up (clear, close), espeak-ng is killed and reaped.
+func TestSynthesisKilledWhenAbandoned(t *testing.T) {
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		t.Skip("espeak-ng not installed")
+	}
+	s := NewServer(ServerConfig{})
+	defer s.Close()
+	long := strings.Repeat("مرحبا بك في فصيح كيف يمكنني مساعدتك اليوم. ", 400)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := s.synth.pcm(ctx, long, "ar-x", 24000, 1)
+		done <- err
+	}()
+	// Wait until espeak-ng runs (failure guard only), then give up.
+	deadline := time.Now().Add(guard)
+	for espeakChildren(t) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("espeak-ng never started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != context.Canceled {
+		t.Fatalf("pcm: %v, want context.Canceled", err)
+	}
+	for espeakChildren(t) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("espeak-ng still running after its caller gave up")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestServerBuffering: text waits for flush or try_trigger_generation;
+// munsit clear empties the buffer.
+func TestServerBuffering(t *testing.T) {
+	rs := startServer(t, ServerConfig{MunsitIsFinal: true})
+	ws := rawConn(t, rs.URL(DialectMunsit), nil)
+	if m := roundTrip(t, ws, `{"type":"initConnection","voice_id":"v","output_format":"pcm_8000"}`); m["type"] != "connectionInitialized" {
+		t.Fatal(m)
+	}
+	for _, msg := range []string{
+		`{"type":"text","text":"never spoken"}`,
+		`{"type":"clear"}`,
+		`{"type":"text","text":"","flush":true}`,
+	} {
+		if err := ws.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The empty flush is an empty generation: its final chunk comes at once.
+	_, data, err := ws.ReadMessage()
+	if err != nil || string(data) != `{"audio":"","sampleRate":8000,"isFinal":true}` {
+		t.Fatalf("after clear: %s %v, want only an empty final chunk", data, err)
+	}
+	m := roundTrip(t, ws, `{"type":"text","text":"spoken","try_trigger_generation":true}`)
+	if m["sampleRate"] != float64(8000) || m["audio"] == "" {
+		t.Fatalf("try_trigger_generation: %v", m)
 	}
 }
