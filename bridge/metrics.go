@@ -17,7 +17,7 @@ type metrics struct {
 
 	callsActive   prometheus.Gauge
 	callsTotal    prometheus.Counter
-	callsRejected *prometheus.CounterVec // by reason: max_calls, shutting_down, tts, bad_request
+	callsRejected *prometheus.CounterVec // by reason: max_calls, shutting_down, tts, bad_request, error
 	framesSent    prometheus.Counter
 	lateFrames    prometheus.Counter
 	pacingError   prometheus.Histogram
@@ -37,7 +37,8 @@ func newMetrics() *metrics {
 			Name: "voicebridge_calls_total", Help: "Calls created since start.",
 		}),
 		callsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "voicebridge_calls_rejected_total", Help: "POST /v1/calls refused, by reason.",
+			Name: "voicebridge_calls_rejected_total",
+			Help: "POST /v1/calls refused after the request was read: max_calls, shutting_down, tts (the TTS refused or was unreachable), bad_request (the offer), error.",
 		}, []string{"reason"}),
 		framesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "voicebridge_frames_sent_total", Help: "20 ms Opus frames written to tracks (speech and silence).",

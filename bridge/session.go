@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,14 @@ func (s *Server) createCall(ctx context.Context, offer string, o callOptions) (*
 	c, answer, err := s.newSession(ctx, offer, o)
 	if err != nil {
 		s.unreserve()
+		reason := "error"
+		switch status, _, _ := classify(err); {
+		case status == http.StatusBadGateway:
+			reason = "tts"
+		case status < 500:
+			reason = "bad_request"
+		}
+		s.metrics.callsRejected.WithLabelValues(reason).Inc()
 		return nil, "", err
 	}
 	if err := s.register(c); err != nil {
