@@ -365,6 +365,9 @@ func TestSpeechEndToEnd(t *testing.T) {
 				t.Errorf("info: %+v", info)
 			}
 
+			_, body := b.do(t, "GET", "/metrics", "", nil)
+			t.Logf("latency metrics:\n%s", grepLines(string(body), "_seconds_sum")+"\n"+grepLines(string(body), "_seconds_count"))
+
 			// Hang up: the bot hears closed, the TTS connection is closed.
 			if resp, body := b.do(t, "DELETE", "/v1/calls/"+id, "", nil); resp.StatusCode != 204 {
 				t.Fatalf("delete: %d %s", resp.StatusCode, body)
