@@ -268,3 +268,32 @@ func (w *bytesWriter) samples() []int16 {
 	}
 	return s
 }
+
+// TestClearDropsResamplerTail: after Clear, nothing of the interrupted
+// generation reaches the encoder, not even the ~40 ms libsoxr was holding
+// back; the next generation starts clean.
+func TestClearDropsResamplerTail(t *testing.T) {
+	h := newHarness(t, harnessOpt{realCodec: true, keep: true})
+	ctx := context.Background()
+	if err := h.s.Write(ctx, tone(24000, testFreq, testAmp, 0, 0, 24000*3/10), 24000); err != nil {
+		t.Fatal(err)
+	}
+	h.steps(3)
+	h.s.Clear()
+	const fB = 500.0
+	nB := 24000 / 5
+	playGeneration(t, h, [][]byte{tone(24000, fB, testAmp, 0, 0, nB)}, []int{24000})
+	pcm := toFloat(h.capture.pcm())
+	before := 3 * FrameSamples
+	after := pcm[before:]
+	n48 := nB * 2
+	if want := (n48 + h.s.lookahead + FrameSamples - 1) / FrameSamples * FrameSamples; len(after) != want {
+		t.Fatalf("%d samples after Clear, want %d (the new generation only)", len(after), want)
+	}
+	if a := fitTone(after, testFreq, SampleRate).amp; a > testAmp*0.001 {
+		t.Errorf("interrupted 1 kHz tone leaks after Clear: amplitude %.1f", a)
+	}
+	if d := db(fitTone(after[240:n48-240], fB, SampleRate).amp / testAmp); math.Abs(d) > 0.1 {
+		t.Errorf("new generation level %.2f dB off", d)
+	}
+}

@@ -9,7 +9,11 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
 )
+
+// The track the bridge writes to satisfies PacketWriter.
+var _ PacketWriter = (*webrtc.TrackLocalStaticRTP)(nil)
 
 // fakeClock is a manual clock. The pacer arms its timer through Reset; the
 // test receives each deadline on armed and fires the timer with fire.

@@ -361,6 +361,19 @@ func TestWriteContextCancelled(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Write: %v, want context.Canceled", err)
 	}
+	// The next generation starts on a frame boundary: 1.5 frames in, two
+	// frames out (the queued 2 frames of the abandoned write play first).
+	h.steps(2)
+	if err := h.s.Write(context.Background(), ramp(1, 3*FrameSamples/4), 24000); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.EndGeneration(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h.stepUntil(20, func() bool { return h.doneCount() == 1 })
+	if st := h.s.Stats(); st.SpeechFrames != 4 {
+		t.Fatalf("stats %+v, want 4 speech frames", st)
+	}
 }
 
 // TestOddChunksCarried feeds a ramp in random chunk sizes, odd byte counts

@@ -171,6 +171,16 @@ func (q *frameQueue) frames() int {
 	return q.count
 }
 
+// dropPartial forgets the frame being filled (the producer abandoned its
+// generation), unless a Clear already did.
+func (q *frameQueue) dropPartial(epoch uint64) {
+	q.mu.Lock()
+	if q.epoch == epoch {
+		q.partial = 0
+	}
+	q.mu.Unlock()
+}
+
 // clear drops every queued frame, the partial frame and pending ends, and
 // starts a new epoch. It wakes a waiting producer.
 func (q *frameQueue) clear() {

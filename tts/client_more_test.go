@@ -46,7 +46,9 @@ func TestChunking(t *testing.T) {
 					EventFunc:         rec.Event,
 				}
 				text := "نعم"
-				c := dial(t, clientConfig(rs, d), h)
+				cfg := clientConfig(rs, d)
+				cfg.QuietPeriod = guard // ends from isFinal only: no stall may cut it short
+				c := dial(t, cfg, h)
 				if err := c.SendText(context.Background(), text, true, false); err != nil {
 					t.Fatal(err)
 				}
@@ -163,15 +165,17 @@ func scriptedServer(t *testing.T, script ...string) string {
 // before the script.
 func scripted(t *testing.T, onText bool, script ...string) string {
 	t.Helper()
-	var wg sync.WaitGroup
+	var hd handlers
 	up := websocket.Upgrader{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer ws.Close()
 		if _, _, err := ws.ReadMessage(); err != nil {
 			return
@@ -193,7 +197,7 @@ func scripted(t *testing.T, onText bool, script ...string) string {
 			}
 		}
 	}))
-	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); wg.Wait() })
+	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); hd.wait() })
 	return "ws" + strings.TrimPrefix(hs.URL, "http") + FaseehPath
 }
 
@@ -247,7 +251,7 @@ func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // client reports EventRedialFailed, keeps the text, and the next SendText
 // redials and delivers it.
 func TestRedialGiveUpThenSendText(t *testing.T) {
-	sw := &switchable{srv: NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1})}
+	sw := &switchable{srv: NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1, MunsitIsFinal: true})}
 	hs := httptest.NewServer(sw)
 	defer func() {
 		hs.Close()
@@ -256,7 +260,8 @@ func TestRedialGiveUpThenSendText(t *testing.T) {
 		sw.mu.Unlock()
 	}()
 	rec := newRecorder()
-	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "ar-x", MaxRedials: 2, RedialBackoff: 1}
+	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "ar-x", MaxRedials: 2, RedialBackoff: 1,
+		QuietPeriod: guard}
 	c := dial(t, cfg, rec)
 	ctx := context.Background()
 
@@ -275,7 +280,7 @@ func TestRedialGiveUpThenSendText(t *testing.T) {
 	}
 
 	sw.mu.Lock()
-	sw.srv, sw.down = NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1}), false
+	sw.srv, sw.down = NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1, MunsitIsFinal: true}), false
 	sw.mu.Unlock()
 	if err := c.SendText(ctx, "and now", true, false); err != nil {
 		t.Fatal(err)
@@ -425,17 +430,19 @@ func TestFaseehWithoutIsFinal(t *testing.T) {
 // (EventDisconnected), not waited on forever.
 func TestKeepalive(t *testing.T) {
 	pings := make(chan struct{}, 100)
-	var wg sync.WaitGroup
+	var hd handlers
 	up := websocket.Upgrader{}
 	var answer atomic.Bool
 	answer.Store(true)
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
 		ws, err := up.Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
-		wg.Add(1)
-		defer wg.Done()
 		defer ws.Close()
 		ws.SetPingHandler(func(app string) error {
 			select {
@@ -457,17 +464,15 @@ func TestKeepalive(t *testing.T) {
 			}
 		}
 	}))
-	defer func() { hs.CloseClientConnections(); hs.Close(); wg.Wait() }()
+	defer func() { hs.CloseClientConnections(); hs.Close(); hd.wait() }()
 	rec := newRecorder()
 	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + FaseehPath, ModelID: "m", VoiceID: "v",
-		PingInterval: 10 * time.Millisecond, MaxRedials: -1}
+		PingInterval: 50 * time.Millisecond, MaxRedials: -1}
 	dial(t, cfg, rec)
-	for range 3 {
-		select {
-		case <-pings:
-		case <-time.After(guard):
-			t.Fatal("no keepalive ping")
-		}
+	select {
+	case <-pings:
+	case <-time.After(guard):
+		t.Fatal("no keepalive ping")
 	}
 	answer.Store(false)
 	ev := rec.waitEvent(t, EventDisconnected)
@@ -484,4 +489,78 @@ func TestReadAll(t *testing.T) {
 			t.Fatalf("readAll(%d): %d bytes, %v", n, len(got)-3, err)
 		}
 	}
+}
+
+// TestInitTimeout: a service that never says connectionInitialized fails
+// Dial with a network error once InitTimeout has passed.
+func TestInitTimeout(t *testing.T) {
+	up := websocket.Upgrader{}
+	var hd handlers
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		for {
+			if _, _, err := ws.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	defer func() { hs.CloseClientConnections(); hs.Close(); hd.wait() }()
+	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "v", InitTimeout: 50 * time.Millisecond}
+	_, err := Dial(context.Background(), cfg, HandlerFuncs{})
+	if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "connectionInitialized") {
+		t.Fatalf("got %v, want a network error about connectionInitialized", err)
+	}
+}
+
+// TestClearBarrierNonEchoingPeer: a munsit peer that answers pings with an
+// empty payload still lets audio through after a Clear.
+func TestClearBarrierNonEchoingPeer(t *testing.T) {
+	var hd handlers
+	up := websocket.Upgrader{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		ws.SetPingHandler(func(string) error {
+			return ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
+		})
+		if _, _, err := ws.ReadMessage(); err != nil {
+			return
+		}
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"connectionInitialized"}`))
+		for {
+			_, data, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(data), `"text"`) {
+				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"audio":"AQIDBA==","sampleRate":24000}`))
+			}
+		}
+	}))
+	t.Cleanup(func() { hs.Close(); hd.wait() }) // after the client's Close (cleanups run last-in first-out)
+	rec := newRecorder()
+	c := dial(t, ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "v"}, rec)
+	ctx := context.Background()
+	if err := c.Clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendText(ctx, "after the clear", true, false); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitAudio(t)
 }

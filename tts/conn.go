@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -51,7 +52,8 @@ type wsConn struct {
 	closing  bool      // guarded by mu: outClose queued
 	firstErr error     // guarded by mu
 
-	barrier uint64 // guarded by Client.mu: last barrier seq handed out
+	barrier     uint64        // guarded by Client.mu: last barrier seq handed out
+	barrierSent atomic.Uint64 // last barrier ping written (writePump → readPump)
 
 	// Delivery state, guarded by the Client's deliver semaphore.
 	retired   bool   // faseeh Clear: nothing more from this conn is delivered
@@ -255,8 +257,17 @@ func (wc *wsConn) readPump() {
 	wait := 2 * cfg.PingInterval
 	var pongSeq uint64
 	ws.SetPongHandler(func(app string) error {
-		if len(app) > 1 && app[0] == 'b' {
+		switch {
+		case len(app) > 1 && app[0] == 'b':
 			if n, err := strconv.ParseUint(app[1:], 10, 64); err == nil && n > pongSeq {
+				pongSeq = n
+			}
+		case app != "k":
+			// A peer that does not echo ping payloads (RFC 6455 §5.5.3
+			// says it must): take any such pong as the latest barrier's,
+			// rather than drop audio until the connection dies. It may be
+			// an older ping's answer, so a little old audio may pass.
+			if n := wc.barrierSent.Load(); n > pongSeq {
 				pongSeq = n
 			}
 		}
@@ -354,6 +365,9 @@ func (wc *wsConn) writePump() {
 				err = ws.WriteMessage(websocket.TextMessage, it.data)
 			case outPing:
 				err = ws.WriteControl(websocket.PingMessage, strconv.AppendUint([]byte{'b'}, it.seq, 10), deadline)
+				if err == nil {
+					wc.barrierSent.Store(it.seq)
+				}
 			case outClose:
 				_ = ws.SetWriteDeadline(deadline)
 				if err = ws.WriteMessage(websocket.TextMessage, wc.c.d.closeMsg()); err == nil {

@@ -8,10 +8,10 @@ import (
 )
 
 // Start an embedded TTS on a loopback port and speak one sentence through
-// the client, in the munsit dialect.
+// the client, in the faseeh dialect.
 func Example() {
 	ctx := context.Background()
-	srv, err := tts.Start(ctx, "127.0.0.1:0", tts.ServerConfig{MunsitIsFinal: true})
+	srv, err := tts.Start(ctx, "127.0.0.1:0", tts.ServerConfig{})
 	if err != nil {
 		panic(err)
 	}
@@ -24,9 +24,9 @@ func Example() {
 		GenerationEndFunc: func() { close(done) },
 	}
 	c, err := tts.Dial(ctx, tts.ClientConfig{
-		URL:          srv.URL(tts.DialectMunsit),
-		VoiceID:      "ar-najdi-male-2",
-		OutputFormat: "pcm_16000",
+		URL:     srv.URL(tts.DialectFaseeh),
+		ModelID: "faseeh-v1-preview",
+		VoiceID: "ar-najdi-male-2",
 	}, h)
 	if err != nil {
 		panic(err)
@@ -36,6 +36,6 @@ func Example() {
 		panic(err)
 	}
 	<-done
-	fmt.Println("spoke", samples > 16000/2, "at 16 kHz")
-	// Output: spoke true at 16 kHz
+	fmt.Println("spoke", samples > 24000/2, "at 24 kHz")
+	// Output: spoke true at 24 kHz
 }

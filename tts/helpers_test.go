@@ -149,3 +149,30 @@ func (r *recorder) heard() bool {
 		return false
 	}
 }
+
+// handlers tracks hijacked WebSocket handlers of an httptest server, whose
+// Close does not wait for them. add fails once wait has begun.
+type handlers struct {
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	closed bool
+}
+
+func (h *handlers) add() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.wg.Add(1)
+	return true
+}
+
+func (h *handlers) done() { h.wg.Done() }
+
+func (h *handlers) wait() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.wg.Wait()
+}

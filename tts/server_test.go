@@ -87,6 +87,22 @@ func TestServerErrorShapesOnWire(t *testing.T) {
 	if keys(m) != "message,type" || !strings.Contains(m["message"].(string), `unknown field "flush"`) {
 		t.Errorf("faseeh flush: %v", m)
 	}
+	// Faseeh audio: audio, sampleRate, isFinal; the last chunk is final and empty.
+	m = roundTrip(t, f, `{"type":"text","text":"hi","try_trigger_generation":true}`)
+	if keys(m) != "audio,isFinal,sampleRate" || m["sampleRate"] != float64(24000) || m["isFinal"] != false {
+		t.Errorf("faseeh audio: %v", m)
+	}
+	for m["isFinal"] == false {
+		_, data, err := f.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m = nil
+		_ = json.Unmarshal(data, &m)
+	}
+	if m["audio"] != "" || m["sampleRate"] != float64(24000) {
+		t.Errorf("faseeh final chunk: %v", m)
+	}
 
 	mu := rawConn(t, rs.URL(DialectMunsit), nil)
 	m = roundTrip(t, mu, `{"type":"initConnection","voice_id":"v","voice_settings":{"speed":2}}`)
