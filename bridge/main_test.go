@@ -262,5 +262,9 @@ func (b *testBridge) createCall(t *testing.T, query string) *call {
 	}
 	off.accept(t, string(body))
 	waitFor(t, off.connected, "the offerer to connect")
-	return &call{id: strings.TrimPrefix(loc, "/v1/calls/"), off: off}
+	id := strings.TrimPrefix(loc, "/v1/calls/")
+	// The bridge's side may finish DTLS a moment after the offerer's; a call
+	// torn down before that cannot send the peer a DTLS close.
+	b.waitState(t, id, stateConnected)
+	return &call{id: id, off: off}
 }
