@@ -15,6 +15,7 @@
   const SPEED_MIN = 0.7, SPEED_MAX = 1.2;
   const STABILITY_MIN = 0, STABILITY_MAX = 1;
   const FORMATS = ['pcm_8000', 'pcm_16000', 'pcm_22050', 'pcm_24000'];
+  const MAX_ID_BYTES = 128; // voice_id, model_id
   const OFFERED_FORMATS = ['pcm_16000', 'pcm_24000'];
 
   const ICE_GATHER_TIMEOUT_MS = 5000; // non-trickle: post the offer when gathering is complete, or after this
@@ -173,6 +174,11 @@
     return msg;
   }
 
+  function idTooLong(v, name) {
+    const n = new TextEncoder().encode(v).length;
+    return n > MAX_ID_BYTES ? `${name} must be at most ${MAX_ID_BYTES} bytes; it is ${n}.` : '';
+  }
+
   function readNumber(input, lo, hi, name) {
     const raw = input.value.trim();
     if (raw === '') return { err: fieldError(input, `${name} is required (${lo} to ${hi}).`) };
@@ -189,9 +195,9 @@
   function callOptions() {
     const errs = [];
     const voice = ui.voice.value.trim();
-    errs.push(fieldError(ui.voice, voice ? '' : 'A voice is required.'));
+    errs.push(fieldError(ui.voice, voice ? idTooLong(voice, 'The voice') : 'A voice is required.'));
     const model = ui.model.value.trim();
-    fieldError(ui.model, '');
+    errs.push(fieldError(ui.model, idTooLong(model, 'The model')));
     const format = ui.format.value;
     errs.push(fieldError(ui.format, FORMATS.includes(format) ? '' : `Unknown output format ${format}.`));
     const stability = readNumber(ui.stability, STABILITY_MIN, STABILITY_MAX, 'Stability');
