@@ -1,0 +1,191 @@
+package media
+
+import "sync"
+
+// maxPendingEnds bounds the generation ends queued at once. A generation
+// takes at least one frame unless it is empty, so this is never reached in
+// practice; EndGeneration waits for room like Write does.
+const maxPendingEnds = 64
+
+// frameQueue is the bounded queue between the producer (Write) and the
+// pacer: a ring of 20 ms frames at 48 kHz. The producer fills the frame at
+// the tail; the pacer only sees whole (committed) frames. Generations are
+// padded to whole frames, so frame boundaries never straddle generations.
+//
+// Frames are numbered by the order they were committed; a generation end is
+// stored as the number of committed frames after its last frame, so that the
+// pacer can tell when that frame went out.
+type frameQueue struct {
+	// space receives a token (non-blocking send, cap 1) when the pacer frees
+	// room, when Clear runs and on close: the single producer waits on it.
+	space chan struct{}
+
+	mu sync.Mutex // guards everything below
+	// buf holds cap frames of FrameSamples samples.
+	buf     []int16
+	cap     int // frames
+	head    int // slot of the oldest committed frame
+	count   int // committed frames
+	partial int // samples in the frame being filled, slot (head+count)%cap
+	// committed and popped count frames since the start (never reset).
+	committed, popped uint64
+	// ends: generation ends waiting for the pacer, as committed-frame
+	// numbers, ascending, in a ring of maxPendingEnds.
+	ends              [maxPendingEnds]uint64
+	endHead, endCount int
+	// epoch increments on every Clear.
+	epoch  uint64
+	closed bool
+}
+
+func newFrameQueue(frames int) *frameQueue {
+	return &frameQueue{
+		space: make(chan struct{}, 1),
+		buf:   make([]int16, frames*FrameSamples),
+		cap:   frames,
+	}
+}
+
+func (q *frameQueue) signal() {
+	select {
+	case q.space <- struct{}{}:
+	default:
+	}
+}
+
+// currentEpoch returns the Clear count.
+func (q *frameQueue) currentEpoch() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.epoch
+}
+
+// push appends samples (or n zeros when samples is nil) to the tail frame
+// for the producer of epoch. It returns how many it took; fewer than asked
+// means the queue is full. ErrCleared if a Clear ran since epoch.
+func (q *frameQueue) push(epoch uint64, samples []int16, zeros int) (int, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return 0, ErrClosed
+	}
+	if q.epoch != epoch {
+		return 0, ErrCleared
+	}
+	want := zeros
+	if samples != nil {
+		want = len(samples)
+	}
+	took := 0
+	for took < want && q.count < q.cap {
+		slot := (q.head + q.count) % q.cap
+		dst := q.buf[slot*FrameSamples+q.partial : (slot+1)*FrameSamples]
+		var n int
+		if samples != nil {
+			n = copy(dst, samples[took:])
+		} else {
+			n = min(len(dst), want-took)
+			clear(dst[:n])
+		}
+		took += n
+		q.partial += n
+		if q.partial == FrameSamples {
+			q.partial = 0
+			q.count++
+			q.committed++
+		}
+	}
+	return took, nil
+}
+
+// markEnd records the end of the current generation after the last
+// committed frame. The tail frame must be empty (the generation was padded).
+// It reports false when the ring of ends is full.
+func (q *frameQueue) markEnd(epoch uint64) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false, ErrClosed
+	}
+	if q.epoch != epoch {
+		return false, ErrCleared
+	}
+	if q.endCount == maxPendingEnds {
+		return false, nil
+	}
+	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = q.committed
+	q.endCount++
+	return true, nil
+}
+
+// pop copies the oldest committed frame into dst and reports whether there
+// was one, with the epoch it belongs to.
+func (q *frameQueue) pop(dst []int16) (ok bool, epoch uint64) {
+	q.mu.Lock()
+	if q.count == 0 {
+		epoch = q.epoch
+		q.mu.Unlock()
+		return false, epoch
+	}
+	copy(dst, q.buf[q.head*FrameSamples:(q.head+1)*FrameSamples])
+	q.head = (q.head + 1) % q.cap
+	q.count--
+	q.popped++
+	epoch = q.epoch
+	q.mu.Unlock()
+	q.signal()
+	return true, epoch
+}
+
+// takeEnds removes and counts the generation ends whose last frame has been
+// popped, provided no Clear ran since epoch.
+func (q *frameQueue) takeEnds(epoch uint64) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.epoch != epoch {
+		return 0
+	}
+	n := 0
+	for q.endCount > 0 && q.ends[q.endHead] <= q.popped {
+		q.endHead = (q.endHead + 1) % maxPendingEnds
+		q.endCount--
+		n++
+	}
+	if n > 0 {
+		q.signalLocked()
+	}
+	return n
+}
+
+func (q *frameQueue) signalLocked() {
+	select {
+	case q.space <- struct{}{}:
+	default:
+	}
+}
+
+// frames returns the number of whole frames queued.
+func (q *frameQueue) frames() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.count
+}
+
+// clear drops every queued frame, the partial frame and pending ends, and
+// starts a new epoch. It wakes a waiting producer.
+func (q *frameQueue) clear() {
+	q.mu.Lock()
+	q.popped += uint64(q.count)
+	q.head, q.count, q.partial = 0, 0, 0
+	q.endHead, q.endCount = 0, 0
+	q.epoch++
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *frameQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}

@@ -1,0 +1,490 @@
+package tts
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// segment is one text message sent (or queued) whose generation has not
+// ended yet: it is sent again after a redial.
+type segment struct {
+	msg     []byte
+	trigger bool
+}
+
+// Client is a streaming TTS WebSocket client for one call. SendText, Clear
+// and Close may be called from any goroutine. Handler methods run on one
+// goroutine owned by the Client.
+//
+// Goroutines: run (dispatches to the Handler and redials), and per
+// connection readPump and writePump; Close waits for all of them.
+type Client struct {
+	cfg ClientConfig
+	d   dialect
+	h   Handler
+	log *slog.Logger
+
+	ctx     context.Context // the client's lifetime; cancelled by Close
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
+	kick    chan struct{} // cap 1: wakes run (new trigger, Clear, SendText after giving up)
+	deliver chan struct{} // cap 1 semaphore: held while checking and delivering audio, and by Clear
+
+	mu          sync.Mutex
+	conn        *wsConn   // guarded by mu: current connection; nil while (re)dialing
+	closed      bool      // guarded by mu
+	gaveUp      bool      // guarded by mu: redials exhausted; next SendText redials
+	swap        bool      // guarded by mu: faseeh Clear retired conn; dial a fresh one
+	unspoken    []segment // guarded by mu: sent text whose generation has not ended
+	outstanding int       // guarded by mu: flushed/triggered generations not ended
+	since       time.Time // guarded by mu: start of the oldest outstanding wait
+	audioSeen   bool      // guarded by mu: audio arrived since since
+	sendsFinal  bool      // guarded by mu: the service was seen to send isFinal
+}
+
+// Dial validates cfg, connects, sends initConnection and waits for
+// connectionInitialized (within cfg.InitTimeout and ctx). ctx bounds only
+// the dial; the Client lives until Close.
+//
+// A refusal by the service is returned as a *Error (wrapping ErrAuth for
+// an auth refusal) with the service's code and message; a bad cfg as a
+// *FieldError or an error wrapping ErrInvalidConfig.
+func Dial(ctx context.Context, cfg ClientConfig, h Handler) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if h == nil {
+		return nil, &FieldError{Field: "handler", Message: "required"}
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{
+		cfg:     cfg,
+		d:       dialectFor(cfg.Dialect),
+		h:       h,
+		log:     cfg.Logger.With("tts_url", redactURL(cfg.URL, cfg.APIKey), "dialect", string(cfg.Dialect)),
+		kick:    make(chan struct{}, 1),
+		deliver: make(chan struct{}, 1),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	conn, err := c.dialConn(ctx)
+	if err != nil {
+		c.cancel()
+		c.wg.Wait()
+		c.log.Warn("tts: dial failed", "err", err)
+		return nil, err
+	}
+	c.log.Debug("tts: connected")
+	c.conn = conn
+	c.wg.Add(1)
+	go c.run(conn)
+	return c, nil
+}
+
+// SendText appends text to the service's buffer, exactly as the seeds
+// describe: munsit gets flush and try_trigger_generation as given; faseeh
+// gets try_trigger_generation = flush || tryTrigger (it has no flush).
+//
+// It never blocks on the network. While the connection is down the text is
+// queued and sent after the redial, together with any text whose
+// generation had not ended (no text is lost; a generation cut mid-way is
+// spoken again from its start). If redials were given up, SendText starts
+// a new round. It returns ErrClosed after Close, or ctx.Err().
+func (c *Client) SendText(ctx context.Context, text string, flush, tryTrigger bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	msg, err := c.d.textMsg(text, flush, tryTrigger)
+	if err != nil {
+		return err
+	}
+	seg := segment{msg: msg, trigger: c.d.triggers(flush, tryTrigger)}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	c.unspoken = append(c.unspoken, seg)
+	if seg.trigger {
+		if c.outstanding == 0 {
+			c.since, c.audioSeen = time.Now(), false
+		}
+		c.outstanding++
+	}
+	if c.conn != nil {
+		c.conn.send(outItem{kind: outText, data: msg})
+	}
+	wake := seg.trigger || c.gaveUp
+	c.mu.Unlock()
+	if wake {
+		c.wake()
+	}
+	return nil
+}
+
+// Clear is barge-in: it empties the service's text buffer and stops the
+// current generation. After Clear returns, no audio of text sent before it
+// reaches Handler.Audio, and no GenerationEnd is reported for it.
+//
+// Munsit: sends {"type":"clear"} followed by a WebSocket ping, and drops
+// every audio chunk read before that ping's pong: a service processes its
+// reads in order, so audio after the pong belongs to text sent after the
+// Clear. (Residual race: a service that keeps emitting audio of the old
+// generation after it has read the clear and answered the ping would be
+// heard; the seed says clear stops it.)
+//
+// Faseeh has no clear message: the connection is retired (nothing more from
+// it is delivered) and a fresh one is dialed; text sent meanwhile waits for
+// it. When nothing is pending (every generation ended, no text since) the
+// connection is kept. (Residual: when the end was inferred by the quiet
+// period, audio of that generation arriving later would still be heard.)
+//
+// Clear waits for a Handler.Audio call in progress to return (so a
+// blocking Audio must be unblocked by the caller's own clear, e.g. of its
+// playout queue); ctx bounds that wait.
+func (c *Client) Clear(ctx context.Context) error {
+	select {
+	case c.deliver <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-c.deliver }()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	idle := len(c.unspoken) == 0 && c.outstanding == 0
+	c.unspoken, c.outstanding, c.audioSeen = nil, 0, false
+	conn := c.conn
+	var seq uint64
+	if conn != nil && c.d.clearMsg() == nil && idle {
+		conn = nil // faseeh with nothing to interrupt: keep the connection
+	}
+	if conn != nil {
+		conn.hasCarry = false
+		if c.d.clearMsg() == nil {
+			conn.retired = true
+			c.conn, c.swap = nil, true
+		} else {
+			conn.barrier++
+			seq = conn.barrier
+			conn.needPong = seq
+		}
+	}
+	c.mu.Unlock()
+	if conn != nil {
+		if m := c.d.clearMsg(); m != nil {
+			conn.send(outItem{kind: outText, data: m})
+			conn.send(outItem{kind: outPing, seq: seq})
+		} else {
+			conn.shutdown(true)
+		}
+	}
+	c.wake()
+	return nil
+}
+
+// Close sends closeConnection, closes the connection and waits for every
+// goroutine of the Client. It is idempotent and always returns nil. It must
+// not be called from a Handler method, and a Handler blocked in Audio must
+// be unblocked for it to return.
+func (c *Client) Close() error {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.cancel()
+		c.wg.Wait()
+		c.log.Debug("tts: closed")
+	})
+	return nil
+}
+
+func (c *Client) wake() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+// run owns the connection's lifecycle and every Handler call.
+func (c *Client) run(conn *wsConn) {
+	defer c.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		err := c.serve(conn, timer)
+		c.mu.Lock()
+		swapped := c.swap
+		c.swap = false
+		if c.conn == conn {
+			c.conn = nil
+		}
+		c.mu.Unlock()
+		// Graceful (closeConnection) on Close and on a swap; a lost
+		// connection is just torn down.
+		conn.shutdown(swapped || c.ctx.Err() != nil)
+		conn.wait()
+		if c.ctx.Err() != nil {
+			return
+		}
+		if !swapped {
+			c.log.Warn("tts: connection lost", "err", err)
+			c.h.Event(Event{Kind: EventDisconnected, Err: err})
+		}
+		if conn = c.redial(swapped); conn == nil {
+			return
+		}
+	}
+}
+
+var errSwapped = errors.New("tts: connection retired by Clear")
+
+// serve dispatches conn's frames to the Handler until conn ends, the
+// client closes, or a faseeh Clear retires it.
+func (c *Client) serve(conn *wsConn, timer *time.Timer) error {
+	c.arm(timer)
+	for {
+		select {
+		case <-c.ctx.Done():
+			return ErrClosed
+		case f := <-conn.frames:
+			c.handle(conn, f, timer)
+			conn.free <- f
+		case <-conn.done:
+			if err := conn.err(); err != nil {
+				var e *Error
+				if errors.As(err, &e) && errors.Is(e, ErrProtocol) {
+					c.h.Event(Event{Kind: EventError, Err: e})
+				}
+				return err
+			}
+			return networkError(c.d.name(), "connection closed", nil, "")
+		case <-c.kick:
+			c.mu.Lock()
+			retired := c.conn != conn
+			c.mu.Unlock()
+			if retired {
+				return errSwapped
+			}
+			c.arm(timer)
+		case <-timer.C:
+			c.endGeneration(true)
+			c.arm(timer)
+		}
+	}
+}
+
+// handle processes one frame on the run goroutine.
+func (c *Client) handle(conn *wsConn, f *frame, timer *time.Timer) {
+	if f.perr != nil {
+		c.log.Warn("tts: bad message from service", "err", f.perr)
+		c.h.Event(Event{Kind: EventError, Err: f.perr})
+		c.deliver <- struct{}{}
+		conn.hasCarry = false
+		<-c.deliver
+		return
+	}
+	switch f.kind {
+	case frameInitialized:
+		return // a repeat is harmless
+	case frameError:
+		c.log.Warn("tts: service error", "code", f.err.Code, "message", f.err.Message)
+		c.mu.Lock()
+		c.sendsFinal = false // a failed generation may never send isFinal
+		c.mu.Unlock()
+		c.h.Event(Event{Kind: EventError, Err: f.err})
+		c.arm(timer)
+		return
+	}
+	// frameAudio.
+	c.deliver <- struct{}{}
+	if conn.retired || f.pong < conn.needPong {
+		<-c.deliver
+		return // audio of a cleared generation
+	}
+	pcm := f.pcm
+	if len(pcm) > 0 {
+		if conn.hasCarry {
+			if conn.carryRate == f.rate {
+				f.buf[0] = conn.carry
+				pcm = f.buf[:1+len(pcm)]
+			}
+			conn.hasCarry = false
+		}
+		if len(pcm)%2 == 1 {
+			conn.carry, conn.hasCarry, conn.carryRate = pcm[len(pcm)-1], true, f.rate
+			pcm = pcm[:len(pcm)-1]
+		}
+		if len(pcm) > 0 {
+			c.h.Audio(pcm, f.rate)
+		}
+	}
+	if f.final {
+		conn.hasCarry = false // a generation's dangling byte has no partner
+	}
+	<-c.deliver
+	c.mu.Lock()
+	if len(f.pcm) > 0 {
+		c.audioSeen = true
+		c.since = time.Now()
+	}
+	if f.final {
+		c.sendsFinal = true
+	}
+	c.mu.Unlock()
+	if f.final {
+		c.endGeneration(false)
+	}
+	c.arm(timer)
+}
+
+// endGeneration reports the end of the oldest outstanding generation (all
+// of them when inferred by the timer) and forgets its text.
+func (c *Client) endGeneration(all bool) {
+	c.mu.Lock()
+	if c.outstanding == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if all {
+		c.outstanding = 0
+		last := -1
+		for i, s := range c.unspoken {
+			if s.trigger {
+				last = i
+			}
+		}
+		c.unspoken = append(c.unspoken[:0:0], c.unspoken[last+1:]...)
+	} else {
+		c.outstanding--
+		for i, s := range c.unspoken {
+			if s.trigger {
+				c.unspoken = c.unspoken[i+1:]
+				break
+			}
+		}
+	}
+	c.since, c.audioSeen = time.Now(), false
+	c.mu.Unlock()
+	c.h.GenerationEnd()
+}
+
+// arm sets timer to the moment the oldest outstanding generation is taken
+// as ended: QuietPeriod after its last audio, FirstAudioTimeout after its
+// trigger if no audio came. Never when the service sends isFinal.
+func (c *Client) arm(timer *time.Timer) {
+	c.mu.Lock()
+	on := c.outstanding > 0 && !c.sendsFinal
+	var at time.Time
+	if c.audioSeen {
+		at = c.since.Add(c.cfg.QuietPeriod)
+	} else {
+		at = c.since.Add(c.cfg.FirstAudioTimeout)
+	}
+	c.mu.Unlock()
+	timer.Stop()
+	select { // Go ≥1.23 timers need no drain, but a stale tick must not fire
+	case <-timer.C:
+	default:
+	}
+	if on {
+		timer.Reset(time.Until(at))
+	}
+}
+
+// redial dials until it succeeds, the client closes (nil), or the
+// attempts of this outage run out; then it reports EventRedialFailed and
+// waits for SendText (or Clear) to ask for another round. A swap (faseeh
+// Clear) dials at once and reports nothing unless that dial fails, which
+// makes it an outage like any other.
+func (c *Client) redial(swapped bool) *wsConn {
+	attempts := max(c.cfg.MaxRedials, 0)
+	if swapped {
+		attempts = max(attempts, 1)
+	}
+	report := !swapped
+	for round := 0; ; round++ {
+		var lastErr error
+		for i := 0; i < attempts; i++ {
+			if !(swapped && round == 0 && i == 0) && !c.sleep(c.backoff(i)) {
+				return nil
+			}
+			conn, err := c.dialConn(c.ctx)
+			if err == nil {
+				c.mu.Lock()
+				if c.closed {
+					c.mu.Unlock()
+					conn.shutdown(true)
+					conn.wait()
+					return nil
+				}
+				for _, s := range c.unspoken {
+					conn.send(outItem{kind: outText, data: s.msg})
+				}
+				c.conn, c.gaveUp, c.audioSeen, c.since = conn, false, false, time.Now()
+				c.mu.Unlock()
+				if report {
+					c.log.Info("tts: reconnected", "attempt", i+1)
+					c.h.Event(Event{Kind: EventReconnected})
+				}
+				return conn
+			}
+			if c.ctx.Err() != nil {
+				return nil
+			}
+			c.log.Warn("tts: redial failed", "attempt", i+1, "err", err)
+			lastErr = err
+			if !report {
+				report = true
+				c.h.Event(Event{Kind: EventDisconnected, Err: err})
+			}
+			if errors.Is(err, ErrAuth) {
+				break // retrying a refused key is pointless
+			}
+		}
+		if lastErr == nil {
+			lastErr = networkError(c.d.name(), "redial disabled (MaxRedials < 0)", nil, "")
+		}
+		select { // forget wake-ups from before giving up
+		case <-c.kick:
+		default:
+		}
+		c.mu.Lock()
+		c.gaveUp = true
+		c.mu.Unlock()
+		c.h.Event(Event{Kind: EventRedialFailed, Err: lastErr})
+		select {
+		case <-c.ctx.Done():
+			return nil
+		case <-c.kick:
+		}
+		attempts, report = max(c.cfg.MaxRedials, 1), true
+	}
+}
+
+// backoff is RedialBackoff·2^attempt, capped at RedialMaxBackoff, ±50%.
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.cfg.RedialBackoff
+	for i := 0; i < attempt && d < c.cfg.RedialMaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.cfg.RedialMaxBackoff)
+	return d/2 + time.Duration(rand.Int64N(int64(d)+1))
+}
+
+func (c *Client) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-c.ctx.Done():
+		return false
+	}
+}
