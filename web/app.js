@@ -471,11 +471,13 @@
     if (state.phase !== 'connected' && state.phase !== 'connecting') return;
     state.phase = 'closing';
     render();
-    teardown();
+    // DELETE before closing the peer connection, so the server ends the call
+    // as a hang-up rather than noticing a vanished peer.
     if (sendDelete && url) {
       const resp = await deleteCall(url, false);
       if (resp && !resp.ok && resp.status !== 404) showError((await apiError(resp, 'Hanging up')).message);
     }
+    teardown();
     state.phase = 'closed';
     state.callURL = '';
     if (reason) logEvent('call', reason);
@@ -656,9 +658,9 @@
   ui.interrupt.addEventListener('click', interrupt);
 
   // Leaving the page hangs up: a keepalive fetch outlives the page.
+  // The browser closes the peer connection itself as the page goes.
   window.addEventListener('pagehide', () => {
-    if (state.callURL) deleteCall(state.callURL, true);
-    teardown();
+    if (state.callURL && (state.phase === 'connected' || state.phase === 'closing')) deleteCall(state.callURL, true);
   });
 
   render();

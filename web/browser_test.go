@@ -339,7 +339,7 @@ func TestDemoPageCall(t *testing.T) {
 	if st := p.state(); st.Error != "" {
 		t.Errorf("after hang-up the page shows an error: %q", st.Error)
 	}
-	srv.assertCallGone(t, callURL)
+	srv.assertHungUp(t, callURL, "hangup")
 
 	// At a phone's width the page still fits: nothing wider than the viewport.
 	p.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
@@ -405,10 +405,13 @@ func TestDemoPageAsksForToken(t *testing.T) {
 	p.waitFor("the done event", countEvents("done")+` >= 1`)
 	p.screenshot("web-demo-token.png")
 
+	// Leaving the page hangs up too: a keepalive DELETE, with the token.
 	callURL := p.state().CallURL
-	p.do("click Hang up", chromedp.Click(chromedp.ID("hangup")))
-	p.waitFor("the call to end", `voicebridgeDemo.state.phase === 'closed'`)
-	srv.assertCallGone(t, callURL)
+	if state, _, _ := srv.callState(t, callURL); state != "connected" {
+		t.Fatalf("before leaving the page the call is %q, want connected", state)
+	}
+	p.do("leave the page", chromedp.Navigate("about:blank"))
+	srv.assertHungUp(t, callURL, "")
 }
 
 func deref(v *float64) any {

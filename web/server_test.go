@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/voicebridge/voicebridge/bridge"
 )
@@ -18,6 +19,9 @@ import (
 type testServer struct {
 	URL   string
 	token string
+
+	mu      sync.Mutex
+	deletes map[string]int // DELETE path → status the bridge answered
 }
 
 // startBridge starts the bridge with its embedded TTS (bridge.New with an
@@ -34,7 +38,9 @@ func startBridge(t *testing.T, token string) *testServer {
 	if err != nil {
 		t.Fatalf("bridge.New: %v", err)
 	}
-	hs := httptest.NewServer(srv.Handler())
+	ts := &testServer{token: token, deletes: make(map[string]int)}
+	hs := httptest.NewServer(ts.recordDeletes(srv.Handler()))
+	ts.URL = hs.URL
 	t.Cleanup(func() {
 		hs.Close()
 		if t.Failed() {
@@ -48,7 +54,42 @@ func startBridge(t *testing.T, token string) *testServer {
 			t.Errorf("bridge Shutdown: %v", err)
 		}
 	})
-	return &testServer{URL: hs.URL, token: token}
+	return ts
+}
+
+// recordDeletes notes every DELETE the page sends and the bridge's answer.
+// Other requests pass untouched (a WebSocket upgrade needs the original
+// ResponseWriter's Hijack).
+func (s *testServer) recordDeletes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodDelete {
+			next.ServeHTTP(w, r)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		s.mu.Lock()
+		s.deletes[r.URL.Path] = rec.status
+		s.mu.Unlock()
+	})
+}
+
+func (s *testServer) deleteStatus(path string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.deletes[path]
+	return st, ok
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
 }
 
 // get fetches path without credentials and returns its body.
@@ -66,14 +107,40 @@ func (s *testServer) get(t *testing.T, path string) string {
 	return string(b)
 }
 
-// assertCallGone checks with GET /v1/calls/{id} that the page's hang-up
-// reached the bridge: the call is closed (or already forgotten, 404).
-func (s *testServer) assertCallGone(t *testing.T, callURL string) {
+// assertHungUp checks that the page sent DELETE callURL, that the bridge
+// accepted it (204, so the token went along) and that the call is closed as a
+// hang-up. The DELETE of a page being left is a keepalive fetch that may land
+// a moment after the page is gone, so it polls until waitTimeout. With
+// wantReason empty any close reason is accepted (the browser closing the
+// peer connection on unload can race the DELETE).
+func (s *testServer) assertHungUp(t *testing.T, callURL, wantReason string) {
 	t.Helper()
 	if callURL == "" {
-		t.Error("the page had no call URL to hang up")
-		return
+		t.Fatal("the page had no call URL to hang up")
 	}
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		status, sent := s.deleteStatus(callURL)
+		state, reason, _ := s.callState(t, callURL)
+		if sent && state == "closed" {
+			if status != http.StatusNoContent {
+				t.Errorf("DELETE %s: the bridge answered %d, want 204", callURL, status)
+			}
+			if wantReason != "" && reason != wantReason {
+				t.Errorf("GET %s: close_reason %q, want %q", callURL, reason, wantReason)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after hang-up: DELETE %s sent: %v (status %d); call state %q; want a DELETE and a closed call", callURL, sent, status, state)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// callState returns the state, close_reason and status of GET callURL.
+func (s *testServer) callState(t *testing.T, callURL string) (state, reason string, status int) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, s.URL+callURL, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -86,18 +153,17 @@ func (s *testServer) assertCallGone(t *testing.T, callURL string) {
 		t.Fatalf("GET %s: %v", callURL, err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return
+	if resp.StatusCode != http.StatusOK {
+		return "", "", resp.StatusCode
 	}
 	var call struct {
-		State string `json:"state"`
+		State       string `json:"state"`
+		CloseReason string `json:"close_reason"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&call); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s after hang-up: status %d, %v", callURL, resp.StatusCode, err)
+	if err := json.NewDecoder(resp.Body).Decode(&call); err != nil {
+		t.Fatalf("GET %s: %v", callURL, err)
 	}
-	if call.State != "closed" {
-		t.Errorf("GET %s after hang-up: state %q, want closed (the page's DELETE did not end the call)", callURL, call.State)
-	}
+	return call.State, call.CloseReason, resp.StatusCode
 }
 
 // lockedBuffer collects the bridge's log; the bridge writes from many goroutines.
