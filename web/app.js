@@ -247,6 +247,13 @@
     ui.callId.textContent = state.callId ? `call ${state.callId}` : '';
   }
   ui.text.addEventListener('input', render);
+  // Ctrl+Enter (⌘+Enter) in the text box speaks.
+  ui.text.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey) && !ui.speak.disabled) {
+      ev.preventDefault();
+      speak();
+    }
+  });
 
   // The Faseeh dialect's initConnection has stability only (seeds): speed is
   // a Munsit setting, so the page neither offers nor sends it there.

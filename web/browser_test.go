@@ -383,13 +383,19 @@ func TestDemoPageAsksForToken(t *testing.T) {
 	p.do("type a wrong token", chromedp.SendKeys(chromedp.ID("token"), "wrong"), chromedp.Click(chromedp.ID("connect")))
 	p.waitFor("the 401 to be shown", `voicebridgeDemo.state.phase === 'idle' && voicebridgeDemo.state.error.includes('refused the API token')`)
 
-	// The right token: the call connects, the bot WebSocket opens with ?token=
-	// (its events arrive), and the token stays in this tab only.
+	// The right token: the call connects with the chosen settings, the bot
+	// WebSocket opens with ?token= (its events arrive), and the token stays in
+	// this tab only.
 	eval[bool](p, `(document.getElementById('token').select(), true)`) // typing replaces the wrong token
-	p.do("type the right token",
+	p.do("choose settings and type the right token",
+		chromedp.SetValue(chromedp.ID("format"), "pcm_16000"),
+		chromedp.SetValue(chromedp.ID("stability"), "0.8"),
 		chromedp.SendKeys(chromedp.ID("token"), token),
 		chromedp.Click(chromedp.ID("connect")))
 	p.waitFor("the call to connect", `voicebridgeDemo.state.phase === 'connected' && voicebridgeDemo.state.wsState === 'open'`)
+	if info, _ := srv.callInfo(t, p.state().CallURL); info.OutputFormat != "pcm_16000" {
+		t.Errorf("the call's output_format is %q, want the chosen pcm_16000", info.OutputFormat)
+	}
 	if st := p.state(); st.Error != "" {
 		t.Errorf("connected, but the page still shows %q", st.Error)
 	}
@@ -399,7 +405,8 @@ func TestDemoPageAsksForToken(t *testing.T) {
 	if n := eval[int](p, `localStorage.length`); n != 0 {
 		t.Errorf("localStorage has %d items; the token must not outlive the tab", n)
 	}
-	p.do("click Speak", chromedp.Click(chromedp.ID("speak")))
+	p.do("press Ctrl+Enter in the text box", chromedp.Focus(chromedp.ID("text")),
+		chromedp.KeyEvent("\r", chromedp.KeyModifiers(chromedp.ModifierCtrl)))
 	p.waitFor("the speaking event", countEvents("speaking")+` >= 1`)
 	p.waitFor("inbound audio energy", `voicebridgeDemo.stats.totalAudioEnergy > 0`)
 	p.waitFor("the done event", countEvents("done")+` >= 1`)

@@ -141,6 +141,21 @@ func (s *testServer) assertHungUp(t *testing.T, callURL, wantReason string) {
 // callState returns the state, close_reason and status of GET callURL.
 func (s *testServer) callState(t *testing.T, callURL string) (state, reason string, status int) {
 	t.Helper()
+	info, status := s.callInfo(t, callURL)
+	return info.State, info.CloseReason, status
+}
+
+// callInfo is the part of GET /v1/calls/{id} the tests read.
+type callInfo struct {
+	State        string `json:"state"`
+	CloseReason  string `json:"close_reason"`
+	VoiceID      string `json:"voice_id"`
+	OutputFormat string `json:"output_format"`
+}
+
+// callInfo returns GET callURL and its status.
+func (s *testServer) callInfo(t *testing.T, callURL string) (callInfo, int) {
+	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, s.URL+callURL, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -153,17 +168,14 @@ func (s *testServer) callState(t *testing.T, callURL string) (state, reason stri
 		t.Fatalf("GET %s: %v", callURL, err)
 	}
 	defer resp.Body.Close()
+	var info callInfo
 	if resp.StatusCode != http.StatusOK {
-		return "", "", resp.StatusCode
+		return info, resp.StatusCode
 	}
-	var call struct {
-		State       string `json:"state"`
-		CloseReason string `json:"close_reason"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&call); err != nil {
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
 		t.Fatalf("GET %s: %v", callURL, err)
 	}
-	return call.State, call.CloseReason, resp.StatusCode
+	return info, resp.StatusCode
 }
 
 // lockedBuffer collects the bridge's log; the bridge writes from many goroutines.
