@@ -54,9 +54,9 @@ type Session struct {
 	textMu sync.Mutex
 	// The following fields are guarded by textMu, which also serializes
 	// SendText so text is spoken in the order it was accepted.
-	pendingText int   // bytes sent whose generation has not ended
-	untriggered int   // bytes sent since the last flush/trigger
-	generations []int // bytes of each flushed/triggered generation not ended, oldest first
+	pendingText int  // bytes sent since the TTS last ended a generation (or since clear)
+	untriggered int  // bytes sent since the last flush/trigger
+	generating  bool // a flush/trigger was sent and its generation has not ended
 
 	notify        chan struct{} // cap 1: the peer connection's state changed
 	everConnected atomic.Bool

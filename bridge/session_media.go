@@ -123,8 +123,16 @@ func (c *Session) framesSent() uint64 { return c.stats().framesSent }
 
 // speak appends text to the call's TTS stream, as the seeds describe. Calls
 // are serialized, so text from the HTTP API and bot sockets is spoken in the
-// order it was accepted. It returns ErrTextBufferFull when the call holds
-// Config.MaxPendingText bytes not yet spoken.
+// order it was accepted.
+//
+// The text cap: speak returns ErrTextBufferFull when the text accepted
+// since the TTS last ended a generation (or since the last clear) would
+// exceed Config.MaxPendingText. A generation's end releases all triggered
+// text, not only its own: the TTS client ends every outstanding generation
+// at once when it infers the end by a quiet period (munsit sends no
+// isFinal), so counting per generation could leave a call refusing text
+// forever. The cap therefore bounds what a bot can pile up between two
+// generation ends.
 func (c *Session) speak(ctx context.Context, text string, flush, trigger bool) error {
 	c.textMu.Lock()
 	defer c.textMu.Unlock()
@@ -141,10 +149,10 @@ func (c *Session) speak(ctx context.Context, text string, flush, trigger bool) e
 	c.pendingText += len(text)
 	c.untriggered += len(text)
 	if flush || trigger {
-		if len(c.generations) == 0 {
+		if !c.generating {
 			c.ttfbStart.Store(time.Now().UnixNano()) // measure from an idle TTS only
 		}
-		c.generations = append(c.generations, c.untriggered)
+		c.generating = true
 		c.untriggered = 0
 	}
 	return nil
@@ -159,7 +167,7 @@ func (c *Session) clear(ctx context.Context) error {
 	defer c.textMu.Unlock()
 	err := c.tts.Clear(ctx)
 	c.stream.Clear()
-	c.pendingText, c.untriggered, c.generations = 0, 0, nil
+	c.pendingText, c.untriggered, c.generating = 0, 0, false
 	c.ttfbStart.Store(0)
 	c.firstAudio.Store(0)
 	if errors.Is(err, tts.ErrClosed) {
@@ -168,18 +176,13 @@ func (c *Session) clear(ctx context.Context) error {
 	return err
 }
 
-// generationEnded releases the text of the oldest flushed or triggered
-// generation from the pending count.
+// generationEnded releases all triggered text from the pending count (see
+// speak).
 func (c *Session) generationEnded() {
 	c.textMu.Lock()
 	defer c.textMu.Unlock()
-	if len(c.generations) > 0 {
-		c.pendingText -= c.generations[0]
-		c.generations = c.generations[1:]
-	}
-	if c.pendingText < c.untriggered {
-		c.pendingText = c.untriggered
-	}
+	c.pendingText = c.untriggered
+	c.generating = false
 }
 
 // onStreamEvent turns playout events into bot events. It runs on the pacer

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -115,6 +116,7 @@ func TestCreateJSONForm(t *testing.T) {
 	if info.CloseReason != "peer_closed" && info.CloseReason != "peer_disconnected" && info.CloseReason != "peer_failed" {
 		t.Errorf("close reason %q", info.CloseReason)
 	}
+	waitTTSConnections(t, b, 0)
 }
 
 // cuttablePacketConn is a UDP socket the test can cut: after cut, nothing is
@@ -167,5 +169,33 @@ func TestVanishedClient(t *testing.T) {
 	info := b.waitState(t, id, stateClosed)
 	if info.CloseReason != "peer_disconnected" {
 		t.Errorf("close reason %q, want peer_disconnected", info.CloseReason)
+	}
+	waitTTSConnections(t, b, 0)
+}
+
+func TestPublicIPAndPortRange(t *testing.T) {
+	b := newBridge(t, Config{PublicIPs: []string{"203.0.113.7"}, UDPPortMin: 41000, UDPPortMax: 41099})
+	off := newOfferer(t, 16, nil)
+	resp, body := b.do(t, "POST", "/v1/calls", "application/sdp", []byte(off.offer(t)))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	n := 0
+	for _, l := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(l, "a=candidate:") {
+			continue
+		}
+		n++
+		f := strings.Fields(l)
+		if len(f) < 6 || f[4] != "203.0.113.7" {
+			t.Errorf("candidate without the public IP: %s", l)
+			continue
+		}
+		if p, err := strconv.Atoi(f[5]); err != nil || p < 41000 || p > 41099 {
+			t.Errorf("candidate port outside the range: %s", l)
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no candidates:\n%s", body)
 	}
 }

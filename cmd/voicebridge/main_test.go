@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voicebridge/voicebridge/tts"
 	"go.uber.org/goleak"
 )
 
@@ -79,6 +80,12 @@ func TestHelpExplainsEverything(t *testing.T) {
 // startRun runs the command with args until the test ends and returns the
 // base URL it logged.
 func startRun(t *testing.T, args ...string) string {
+	return startRunMatch(t, regexp.MustCompile(`url=(http://[0-9.:]+)/`), args...)
+}
+
+// startRunMatch runs the command with args until the test ends and returns
+// the first submatch of re in its log.
+func startRunMatch(t *testing.T, urlRE *regexp.Regexp, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -87,7 +94,6 @@ func startRun(t *testing.T, args ...string) string {
 		done <- run(ctx, args, env(nil), pw)
 		pw.Close()
 	}()
-	urlRE := regexp.MustCompile(`url=(http://[0-9.:]+)/`)
 	lines := make(chan string, 64)
 	go func() {
 		defer close(lines)
@@ -143,5 +149,48 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	}
 	if cfg["embedded_tts"] != true || cfg["voice_id"] != "ar-najdi-male-2" {
 		t.Errorf("config.json: %v", cfg)
+	}
+}
+
+func TestTTSServerCommand(t *testing.T) {
+	url := startRunMatch(t, regexp.MustCompile(`munsit=(ws://[0-9.:]+/\S+)`), "tts-server", "-listen", "127.0.0.1:0", "-api-key", "k")
+	got := make(chan struct{}, 64)
+	h := tts.HandlerFuncs{AudioFunc: func([]byte, int) {
+		select {
+		case got <- struct{}{}:
+		default:
+		}
+	}}
+	if _, err := tts.Dial(context.Background(), tts.ClientConfig{URL: url, VoiceID: "ar-najdi-male-2", APIKey: "wrong"}, h); err == nil {
+		t.Fatal("a wrong key was accepted")
+	}
+	cl, err := tts.Dial(context.Background(), tts.ClientConfig{URL: url, VoiceID: "ar-najdi-male-2", APIKey: "k"}, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.SendText(context.Background(), "مرحبا", true, false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no audio from tts-server")
+	}
+}
+
+func TestTTSServerFlags(t *testing.T) {
+	o, err := parseTTSServer([]string{"-log-format", "json"}, env(map[string]string{
+		"VOICEBRIDGE_TTS_SERVER_LISTEN": "127.0.0.1:9999", "VOICEBRIDGE_TTS_SERVER_API_KEY": "k",
+	}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.listen != "127.0.0.1:9999" || o.apiKey != "k" || o.logFormat != "json" {
+		t.Errorf("%+v", o)
+	}
+	var sb strings.Builder
+	if _, err := parseTTSServer([]string{"-h"}, env(nil), &sb); err == nil || !strings.Contains(sb.String(), "VOICEBRIDGE_TTS_SERVER_LISTEN") {
+		t.Errorf("help: %v\n%s", err, sb.String())
 	}
 }
