@@ -15,6 +15,7 @@
   const SPEED_MIN = 0.7, SPEED_MAX = 1.2;
   const STABILITY_MIN = 0, STABILITY_MAX = 1;
   const FORMATS = ['pcm_8000', 'pcm_16000', 'pcm_22050', 'pcm_24000'];
+  const MAX_ID_BYTES = 128; // voice_id, model_id
   const OFFERED_FORMATS = ['pcm_16000', 'pcm_24000'];
 
   const ICE_GATHER_TIMEOUT_MS = 5000; // non-trickle: post the offer when gathering is complete, or after this
@@ -173,6 +174,11 @@
     return msg;
   }
 
+  function idTooLong(v, name) {
+    const n = new TextEncoder().encode(v).length;
+    return n > MAX_ID_BYTES ? `${name} must be at most ${MAX_ID_BYTES} bytes; it is ${n}.` : '';
+  }
+
   function readNumber(input, lo, hi, name) {
     const raw = input.value.trim();
     if (raw === '') return { err: fieldError(input, `${name} is required (${lo} to ${hi}).`) };
@@ -189,9 +195,9 @@
   function callOptions() {
     const errs = [];
     const voice = ui.voice.value.trim();
-    errs.push(fieldError(ui.voice, voice ? '' : 'A voice is required.'));
+    errs.push(fieldError(ui.voice, voice ? idTooLong(voice, 'The voice') : 'A voice is required.'));
     const model = ui.model.value.trim();
-    fieldError(ui.model, '');
+    errs.push(fieldError(ui.model, idTooLong(model, 'The model')));
     const format = ui.format.value;
     errs.push(fieldError(ui.format, FORMATS.includes(format) ? '' : `Unknown output format ${format}.`));
     const stability = readNumber(ui.stability, STABILITY_MIN, STABILITY_MAX, 'Stability');
@@ -241,6 +247,13 @@
     ui.callId.textContent = state.callId ? `call ${state.callId}` : '';
   }
   ui.text.addEventListener('input', render);
+  // Ctrl+Enter (⌘+Enter) in the text box speaks.
+  ui.text.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey) && !ui.speak.disabled) {
+      ev.preventDefault();
+      speak();
+    }
+  });
 
   // The Faseeh dialect's initConnection has stability only (seeds): speed is
   // a Munsit setting, so the page neither offers nor sends it there.
@@ -465,11 +478,13 @@
     if (state.phase !== 'connected' && state.phase !== 'connecting') return;
     state.phase = 'closing';
     render();
-    teardown();
+    // DELETE before closing the peer connection, so the server ends the call
+    // as a hang-up rather than noticing a vanished peer.
     if (sendDelete && url) {
       const resp = await deleteCall(url, false);
       if (resp && !resp.ok && resp.status !== 404) showError((await apiError(resp, 'Hanging up')).message);
     }
+    teardown();
     state.phase = 'closed';
     state.callURL = '';
     if (reason) logEvent('call', reason);
@@ -650,9 +665,9 @@
   ui.interrupt.addEventListener('click', interrupt);
 
   // Leaving the page hangs up: a keepalive fetch outlives the page.
+  // The browser closes the peer connection itself as the page goes.
   window.addEventListener('pagehide', () => {
-    if (state.callURL) deleteCall(state.callURL, true);
-    teardown();
+    if (state.callURL && (state.phase === 'connected' || state.phase === 'closing')) deleteCall(state.callURL, true);
   });
 
   render();
