@@ -141,8 +141,11 @@ type offerer struct {
 	packets   chan *rtp.Packet
 	connected chan struct{}
 	closed    chan struct{}
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // the track reader (Pion's OnTrack goroutine)
 	stateOnce [2]sync.Once
+
+	mu       sync.Mutex
+	stopping bool // guarded by mu: close started; no new track reader
 }
 
 // newOfferer builds an offerer that gathers on loopback only. packetCap
@@ -180,7 +183,14 @@ func newOfferer(t *testing.T, packetCap int, udpMux ice.UDPMux) *offerer {
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		// Add under mu, so it never races with close's Wait.
+		o.mu.Lock()
+		if o.stopping {
+			o.mu.Unlock()
+			return
+		}
 		o.wg.Add(1)
+		o.mu.Unlock()
 		defer o.wg.Done()
 		for {
 			p, _, err := tr.ReadRTP()
@@ -226,6 +236,9 @@ func (o *offerer) accept(t *testing.T, answer string) {
 
 // close ends the offerer and waits for its track reader.
 func (o *offerer) close() {
+	o.mu.Lock()
+	o.stopping = true
+	o.mu.Unlock()
 	_ = o.pc.GracefulClose()
 	o.stateOnce[1].Do(func() { close(o.closed) })
 	o.wg.Wait()
