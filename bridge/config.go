@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/url"
 	"runtime"
+	"strings"
+	"time"
 
 	"github.com/voicebridge/voicebridge/tts"
 )
@@ -16,6 +18,13 @@ const (
 	DefaultTTSFormat = "pcm_24000"
 	DefaultModel     = "faseeh-mini-v1-preview"
 	DefaultVoice     = "ar-najdi-male-2"
+)
+
+// Defaults of the bridge's own settings.
+const (
+	DefaultMaxPendingText      = 64 << 10
+	DefaultConnectTimeout      = 30 * time.Second
+	DefaultDisconnectedTimeout = 15 * time.Second
 )
 
 // callsPerCore sizes the default -max-calls to the machine.
@@ -48,6 +57,38 @@ type Config struct {
 	APIToken string
 	// MaxCalls caps concurrent calls. If zero, DefaultMaxCalls().
 	MaxCalls int
+
+	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed
+	// besides the bridge's own, on /v1/ requests and the bot WebSocket. "*"
+	// allows any origin. If empty, only same-origin browser requests pass;
+	// requests without an Origin header (bots, curl, gateways) always pass.
+	AllowedOrigins []string
+	// UDPPortMin and UDPPortMax bound the UDP ports WebRTC media uses. If
+	// both are zero, the OS picks ephemeral ports.
+	UDPPortMin, UDPPortMax int
+	// PublicIPs, when set, replace the host's addresses in the ICE host
+	// candidates of every answer (a NAT 1:1 mapping such as a cloud VM's
+	// public IP). If empty, the host's own addresses are offered.
+	PublicIPs []string
+	// STUNServers are stun: URLs used to gather server-reflexive candidates.
+	// If empty, none (the bridge is usually the publicly reachable side).
+	STUNServers []string
+	// TURNServers are turn: or turns: URLs, with TURNUsername and
+	// TURNPassword. If empty, none. TURNPassword is never logged.
+	TURNServers  []string
+	TURNUsername string
+	TURNPassword string
+	// MaxPendingText caps the bytes of text a call holds that have not been
+	// spoken yet (beyond it text is refused with 429). If zero,
+	// DefaultMaxPendingText.
+	MaxPendingText int
+	// ConnectTimeout ends a call whose client has not connected this long
+	// after the answer. If zero, DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// DisconnectedTimeout ends a call whose peer connection stays
+	// disconnected this long (the client vanished). If zero,
+	// DefaultDisconnectedTimeout.
+	DisconnectedTimeout time.Duration
 }
 
 // validFormats are the output formats both seeds know.
@@ -72,6 +113,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxCalls == 0 {
 		c.MaxCalls = DefaultMaxCalls()
+	}
+	if c.MaxPendingText == 0 {
+		c.MaxPendingText = DefaultMaxPendingText
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.DisconnectedTimeout == 0 {
+		c.DisconnectedTimeout = DefaultDisconnectedTimeout
 	}
 	if c.TTSDialect == "" && c.TTSURL != "" {
 		c.TTSDialect = tts.InferDialect(c.TTSURL)
@@ -100,6 +150,43 @@ func (c Config) Validate() error {
 	}
 	if c.MaxCalls < 0 {
 		return fmt.Errorf("%w: max-calls %d must be positive", ErrInvalidConfig, c.MaxCalls)
+	}
+	if c.MaxPendingText < 0 {
+		return fmt.Errorf("%w: max-text %d must be positive", ErrInvalidConfig, c.MaxPendingText)
+	}
+	if c.ConnectTimeout < 0 || c.DisconnectedTimeout < 0 {
+		return fmt.Errorf("%w: timeouts must be positive", ErrInvalidConfig)
+	}
+	if c.UDPPortMin != 0 || c.UDPPortMax != 0 {
+		if c.UDPPortMin < 1 || c.UDPPortMax > 65535 || c.UDPPortMin > c.UDPPortMax {
+			return fmt.Errorf("%w: udp-ports %d-%d (want MIN-MAX within 1-65535)", ErrInvalidConfig, c.UDPPortMin, c.UDPPortMax)
+		}
+	}
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("%w: public-ip %q is not an IP address", ErrInvalidConfig, ip)
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		if o == "*" {
+			continue
+		}
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fmt.Errorf("%w: allowed origin %q (want scheme://host[:port] or *)", ErrInvalidConfig, o)
+		}
+	}
+	for _, s := range c.STUNServers {
+		if !strings.HasPrefix(s, "stun:") && !strings.HasPrefix(s, "stuns:") {
+			return fmt.Errorf("%w: stun server %q (want stun:host[:port])", ErrInvalidConfig, s)
+		}
+	}
+	for _, s := range c.TURNServers {
+		if !strings.HasPrefix(s, "turn:") && !strings.HasPrefix(s, "turns:") {
+			return fmt.Errorf("%w: turn server must be a turn: or turns: URL", ErrInvalidConfig)
+		}
+	}
+	if len(c.TURNServers) > 0 && (c.TURNUsername == "" || c.TURNPassword == "") {
+		return fmt.Errorf("%w: turn servers need turn-username and turn-password", ErrInvalidConfig)
 	}
 	return nil
 }

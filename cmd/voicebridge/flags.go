@@ -4,7 +4,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/voicebridge/voicebridge/bridge"
 	"github.com/voicebridge/voicebridge/tts"
@@ -17,6 +20,80 @@ const envPrefix = "VOICEBRIDGE_"
 // envName is the environment variable of a flag.
 func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// options is everything the command line sets: the bridge's Config and what
+// only the command uses (logging, shutdown).
+type options struct {
+	bridge.Config
+	logFormat       string // text or json
+	logLevel        slog.Level
+	shutdownTimeout time.Duration
+}
+
+// listValue is a comma-separated list flag; each Set replaces the list
+// (so a flag replaces its environment variable, not appends to it).
+type listValue struct{ l *[]string }
+
+func (v listValue) String() string {
+	if v.l == nil {
+		return ""
+	}
+	return strings.Join(*v.l, ",")
+}
+
+func (v listValue) Set(s string) error {
+	*v.l = nil
+	for _, e := range strings.Split(s, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			*v.l = append(*v.l, e)
+		}
+	}
+	return nil
+}
+
+// portRangeValue is a MIN-MAX UDP port range flag.
+type portRangeValue struct{ min, max *int }
+
+func (v portRangeValue) String() string {
+	if v.min == nil || (*v.min == 0 && *v.max == 0) {
+		return ""
+	}
+	return fmt.Sprintf("%d-%d", *v.min, *v.max)
+}
+
+func (v portRangeValue) Set(s string) error {
+	if s == "" {
+		*v.min, *v.max = 0, 0
+		return nil
+	}
+	lo, hi, ok := strings.Cut(s, "-")
+	a, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	b, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if !ok || err1 != nil || err2 != nil || a < 1 || b > 65535 || a > b {
+		return fmt.Errorf("want MIN-MAX, e.g. 50000-50999")
+	}
+	*v.min, *v.max = a, b
+	return nil
+}
+
+// logFormatValue accepts text or json.
+type logFormatValue struct{ s *string }
+
+func (v logFormatValue) String() string {
+	if v.s == nil {
+		return ""
+	}
+	return *v.s
+}
+
+func (v logFormatValue) Set(s string) error {
+	switch s = strings.ToLower(s); s {
+	case "text", "json":
+		*v.s = s
+		return nil
+	}
+	return fmt.Errorf("want text or json")
 }
 
 // dialectValue is a flag.Value that accepts only known dialects.
@@ -40,22 +117,38 @@ func (v dialectValue) Set(s string) error {
 
 // newFlagSet declares every flag of the public contract on a new FlagSet that
 // writes into cfg.
-func newFlagSet(cfg *bridge.Config, out io.Writer) *flag.FlagSet {
+func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
+	cfg := &o.Config
 	fs := flag.NewFlagSet("voicebridge", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&cfg.Listen, "listen", bridge.DefaultListen, "HTTP address of the demo page, API and signaling")
 	fs.StringVar(&cfg.TTSURL, "tts-url", "", "ws:// or wss:// URL of a Faseeh/Munsit-style TTS WebSocket (empty: the embedded TTS)")
-	fs.Var(dialectValue{&cfg.TTSDialect}, "tts-dialect", "faseeh or munsit (empty: inferred from -tts-url; a path containing /websocket/ is munsit)")
+	fs.Var(dialectValue{&cfg.TTSDialect}, "tts-dialect", "TTS protocol `DIALECT`: faseeh or munsit (empty: inferred from -tts-url, a path containing /websocket/ is munsit; the embedded TTS speaks munsit)")
 	fs.StringVar(&cfg.TTSAPIKey, "tts-api-key", "", "TTS API key, sent where the dialect documents it; never logged")
 	fs.StringVar(&cfg.TTSFormat, "tts-format", bridge.DefaultTTSFormat, "requested TTS audio: pcm_8000, pcm_16000, pcm_22050 or pcm_24000")
 	fs.StringVar(&cfg.Model, "model", bridge.DefaultModel, "default model_id")
 	fs.StringVar(&cfg.Voice, "voice", bridge.DefaultVoice, "default voice_id")
 	fs.StringVar(&cfg.APIToken, "api-token", "", "when set, /v1/ requests need 'Authorization: Bearer TOKEN' (WebSocket: or ?token=)")
 	fs.IntVar(&cfg.MaxCalls, "max-calls", bridge.DefaultMaxCalls(), "concurrent calls; beyond it POST /v1/calls answers 503")
+	fs.Var(listValue{&cfg.AllowedOrigins}, "allowed-origins", "comma-separated browser `ORIGINS` (scheme://host[:port], or *) allowed besides the bridge's own on /v1/ and the bot WebSocket")
+	fs.Var(portRangeValue{&cfg.UDPPortMin, &cfg.UDPPortMax}, "udp-ports", "UDP port range `MIN-MAX` for WebRTC media, to open in a firewall (empty: ephemeral ports)")
+	fs.Var(listValue{&cfg.PublicIPs}, "public-ip", "public `IP`s (comma-separated) announced in ICE candidates instead of the host's (NAT 1:1, e.g. a cloud VM's public address)")
+	fs.Var(listValue{&cfg.STUNServers}, "stun", "comma-separated STUN `URLS` (stun:host:port) for server-reflexive candidates")
+	fs.Var(listValue{&cfg.TURNServers}, "turn", "comma-separated TURN `URLS` (turn:host:port?transport=udp, turns:host:port)")
+	fs.StringVar(&cfg.TURNUsername, "turn-username", "", "TURN username")
+	fs.StringVar(&cfg.TURNPassword, "turn-password", "", "TURN password; never logged (prefer the environment variable)")
+	fs.IntVar(&cfg.MaxPendingText, "max-text", bridge.DefaultMaxPendingText, "bytes of not-yet-spoken text a call may hold; beyond it text is refused with 429")
+	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", bridge.DefaultConnectTimeout, "end a call whose client has not connected this long after the answer")
+	fs.DurationVar(&cfg.DisconnectedTimeout, "disconnect-timeout", bridge.DefaultDisconnectedTimeout, "end a call whose peer connection stays disconnected this long")
+	o.logFormat = "text"
+	fs.Var(logFormatValue{&o.logFormat}, "log-format", "log `FORMAT`: text or json")
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long calls get to end before exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: voicebridge [flags]\n\n"+
 			"Bridges a voice bot's text to a WebRTC call: text -> streaming TTS -> Opus/RTP.\n"+
 			"With no flags it listens on %s with the embedded TTS.\n\n"+
+			"  voicebridge tts-server [-listen ADDR] runs the embedded TTS alone (see voicebridge tts-server -h).\n\n"+
 			"Every flag can also be set by its environment variable; a flag wins over its variable.\n\n", bridge.DefaultListen)
 		fs.VisitAll(func(f *flag.Flag) {
 			name, usage := flag.UnquoteUsage(f)
@@ -73,21 +166,11 @@ func newFlagSet(cfg *bridge.Config, out io.Writer) *flag.FlagSet {
 // command-line flags, so that a flag wins over its variable. lookupEnv is
 // os.LookupEnv outside tests. Values from either source are validated; the
 // error names the variable or flag but never echoes a secret.
-func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (bridge.Config, error) {
-	var cfg bridge.Config
+func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Writer) (options, error) {
+	var cfg options
 	fs := newFlagSet(&cfg, out)
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		v, ok := lookupEnv(envName(f.Name))
-		if !ok || envErr != nil {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			envErr = fmt.Errorf("%s: %v", envName(f.Name), err)
-		}
-	})
-	if envErr != nil {
-		return cfg, envErr
+	if err := applyEnv(fs, envName, lookupEnv); err != nil {
+		return cfg, err
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -95,6 +178,22 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg = cfg.WithDefaults()
+	cfg.Config = cfg.WithDefaults()
 	return cfg, cfg.Validate()
+}
+
+// applyEnv sets every flag of fs whose environment variable (named by env)
+// is set. The error names the variable but never echoes its value.
+func applyEnv(fs *flag.FlagSet, env func(string) string, lookupEnv func(string) (string, bool)) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		v, ok := lookupEnv(env(f.Name))
+		if !ok || envErr != nil {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = fmt.Errorf("%s: %v", env(f.Name), err)
+		}
+	})
+	return envErr
 }

@@ -1,0 +1,345 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/voicebridge/voicebridge/media"
+	"github.com/voicebridge/voicebridge/tts"
+)
+
+// Call states of GET /v1/calls/{id}.
+const (
+	stateNew       = "new"
+	stateConnected = "connected"
+	stateClosed    = "closed"
+)
+
+// Session is one call. It owns its peer connection, audio track, media
+// stream, TTS connection and every goroutine it starts (s.wg), and tears all
+// of it down once, in reverse order of construction, when its context is
+// cancelled: by DELETE, the bot's closeConnection, the peer connection
+// failing, closing or staying disconnected, or Shutdown. Pion's callbacks
+// only signal (cancel with a cause, or a non-blocking send); the session's
+// supervisor goroutine (run) does the work.
+type Session struct {
+	id      string
+	srv     *Server
+	log     *slog.Logger
+	opts    callOptions // resolved: no empty field but voice settings
+	created time.Time
+
+	ctx    context.Context // the call's lifetime; Cause says why it ended
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup // every goroutine of the call but the supervisor
+	done   chan struct{}  // closed when the call is torn down and forgotten
+
+	pc     *webrtc.PeerConnection
+	track  *webrtc.TrackLocalStaticRTP
+	sender *webrtc.RTPSender
+	stream *media.Stream
+	tts    *tts.Client
+
+	// Latency probes (unix nanoseconds; 0: not measuring): when a trigger
+	// was sent to an idle TTS, and when its first audio arrived.
+	ttfbStart  atomic.Int64
+	firstAudio atomic.Int64
+
+	textMu sync.Mutex
+	// The following fields are guarded by textMu, which also serializes
+	// SendText so text is spoken in the order it was accepted.
+	pendingText int  // bytes sent since the TTS last ended a generation (or since clear)
+	untriggered int  // bytes sent since the last flush/trigger
+	generating  bool // a flush/trigger was sent and its generation has not ended
+
+	notify        chan struct{} // cap 1: the peer connection's state changed
+	everConnected atomic.Bool
+	connected     atomic.Bool // the pacer runs: state "connected"
+	pacerDone     chan struct{}
+	tornDown      atomic.Bool
+
+	mu sync.Mutex
+	// The following fields are guarded by mu.
+	closed  bool // teardown started: no new goroutines or bot sockets
+	bots    map[*botConn]struct{}
+	endedAt time.Time
+	reason  string
+}
+
+// createCall validates the options and the offer, reserves a slot, builds
+// the call and registers it. It returns the call and the SDP answer with ICE
+// gathering complete. ctx is the request's: it bounds the TTS dial and the
+// gathering, not the call.
+func (s *Server) createCall(ctx context.Context, offer string, o callOptions) (*Session, string, error) {
+	o, err := s.resolveOptions(o)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := checkOffer(offer); err != nil {
+		return nil, "", err
+	}
+	if err := s.reserve(); err != nil {
+		return nil, "", err
+	}
+	c, answer, err := s.newSession(ctx, offer, o)
+	if err != nil {
+		s.unreserve()
+		reason := "error"
+		switch status, _, _ := classify(err); {
+		case status == http.StatusBadGateway:
+			reason = "tts"
+		case status < 500:
+			reason = "bad_request"
+		}
+		s.metrics.callsRejected.WithLabelValues(reason).Inc()
+		return nil, "", err
+	}
+	if err := s.register(c); err != nil {
+		c.cancel(err)
+		c.teardown()
+		s.unreserve()
+		return nil, "", err
+	}
+	c.log.Info("call created", "voice_id", o.VoiceID, "model_id", o.ModelID, "output_format", o.OutputFormat)
+	return c, answer, nil
+}
+
+// newSession builds a call up to its answer. On error everything built so
+// far is torn down.
+func (s *Server) newSession(ctx context.Context, offer string, o callOptions) (_ *Session, answer string, err error) {
+	id := newID()
+	c := &Session{
+		id:        id,
+		srv:       s,
+		log:       s.log.With("call", id),
+		opts:      o,
+		created:   time.Now(),
+		done:      make(chan struct{}),
+		notify:    make(chan struct{}, 1),
+		pacerDone: make(chan struct{}),
+		bots:      make(map[*botConn]struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	defer func() {
+		if err != nil {
+			c.cancel(err)
+			c.teardown()
+		}
+	}()
+
+	api, err := s.pion.newAPI(c.log)
+	if err != nil {
+		return nil, "", err
+	}
+	if c.pc, err = api.NewPeerConnection(webrtc.Configuration{ICEServers: s.pion.iceServers}); err != nil {
+		return nil, "", fmt.Errorf("new peer connection: %w", err)
+	}
+	c.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		// Pion runs this in its own goroutine; only signal.
+		if st == webrtc.PeerConnectionStateConnected {
+			c.everConnected.Store(true)
+		}
+		select {
+		case c.notify <- struct{}{}:
+		default:
+		}
+	})
+	if c.track, err = webrtc.NewTrackLocalStaticRTP(opusCodec, "audio", "voicebridge"); err != nil {
+		return nil, "", fmt.Errorf("new track: %w", err)
+	}
+	tr, err := c.pc.AddTransceiverFromTrack(c.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return nil, "", fmt.Errorf("add track: %w", err)
+	}
+	c.sender = tr.Sender()
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	if tr.Mid() == "" {
+		return nil, "", fmt.Errorf("%w: no audio section of the offer can receive the bridge's track", ErrNoAudio)
+	}
+	// The RTCP read loop: it lets the NACK and report interceptors see the
+	// receiver's RTCP, and ends when the peer connection closes.
+	c.wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := c.sender.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+
+	if err := c.newMedia(); err != nil {
+		return nil, "", err
+	}
+	ans, err := c.pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	gathered := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(ans); err != nil {
+		return nil, "", fmt.Errorf("set local description: %w", err)
+	}
+	// Dial the TTS while ICE gathers, so the first text is not slowed by a
+	// handshake and the answer not by the dial.
+	if err := c.dialTTS(ctx); err != nil {
+		return nil, "", err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("gather ICE candidates: %w", context.Cause(ctx))
+	}
+	return c, c.pc.LocalDescription().SDP, nil
+}
+
+// run is the call's supervisor: it turns peer connection states into a
+// cause, starts the pacer once connected, and tears the call down when its
+// context ends. It runs in the goroutine Server.register starts.
+func (c *Session) run() {
+	defer c.teardown()
+	cfg := c.srv.cfg
+	connectTimer := time.NewTimer(cfg.ConnectTimeout)
+	defer connectTimer.Stop()
+	var discTimer *time.Timer
+	var discC <-chan time.Time
+	stopDisc := func() {
+		if discTimer != nil {
+			discTimer.Stop()
+			discTimer, discC = nil, nil
+		}
+	}
+	defer stopDisc()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-c.notify:
+			switch st := c.pc.ConnectionState(); st {
+			case webrtc.PeerConnectionStateConnected:
+				stopDisc()
+			case webrtc.PeerConnectionStateDisconnected:
+				if discC == nil {
+					discTimer = time.NewTimer(cfg.DisconnectedTimeout)
+					discC = discTimer.C
+				}
+				c.log.Info("peer connection disconnected", "timeout", cfg.DisconnectedTimeout)
+			case webrtc.PeerConnectionStateFailed:
+				c.cancel(ErrPeerFailed)
+			case webrtc.PeerConnectionStateClosed:
+				c.cancel(ErrPeerClosed)
+			}
+			if c.everConnected.Load() && !c.connected.Load() {
+				connectTimer.Stop()
+				c.connected.Store(true)
+				c.startPacer()
+				c.log.Info("peer connected")
+			}
+		case <-connectTimer.C:
+			if !c.connected.Load() {
+				c.cancel(ErrConnectTimeout)
+			}
+		case <-discC:
+			c.cancel(ErrPeerDisconnected)
+		}
+	}
+}
+
+// Close ends the call with cause and waits until it is torn down. Safe to
+// call from any goroutine but the call's own, any number of times.
+func (c *Session) Close(cause error) {
+	c.cancel(cause)
+	<-c.done
+}
+
+// teardown releases everything, once, in reverse order of construction:
+// pacer, TTS client, peer connection (graceful: it waits for Pion's
+// goroutines), the call's other goroutines, then the codec. The context
+// must already be cancelled.
+func (c *Session) teardown() {
+	if !c.tornDown.CompareAndSwap(false, true) {
+		return
+	}
+	cause := context.Cause(c.ctx)
+	c.mu.Lock()
+	c.closed = true
+	c.endedAt = time.Now()
+	c.reason = reasonOf(cause)
+	c.mu.Unlock()
+
+	if c.connected.Load() {
+		<-c.pacerDone
+	}
+	c.closeTTS()
+	if c.pc != nil {
+		if err := c.pc.GracefulClose(); err != nil {
+			c.log.Debug("close peer connection", "err", err)
+		}
+	}
+	c.wg.Wait()
+	c.closeMedia()
+	c.log.Info("call ended", "reason", c.reason, "frames_sent", c.framesSent(), "duration", time.Since(c.created).Round(time.Millisecond))
+}
+
+// reasons are the "reason" of the bot's closed event and the close_reason
+// of GET, by cause.
+var reasons = []struct {
+	err    error
+	reason string
+}{
+	{ErrHangup, "hangup"},
+	{ErrBotClosed, "bot_closed"},
+	{ErrPeerClosed, "peer_closed"},
+	{ErrPeerFailed, "peer_failed"},
+	{ErrPeerDisconnected, "peer_disconnected"},
+	{ErrConnectTimeout, "connect_timeout"},
+	{ErrShutdown, "shutdown"},
+	{ErrShuttingDown, "shutdown"},
+}
+
+// reasonOf names a cause for clients; an unexpected cause is "error".
+func reasonOf(cause error) string {
+	for _, r := range reasons {
+		if errors.Is(cause, r.err) {
+			return r.reason
+		}
+	}
+	return "error"
+}
+
+// info is the call's state for GET /v1/calls/{id}.
+func (c *Session) info() callInfo {
+	c.mu.Lock()
+	closed, endedAt, reason, bots := c.closed, c.endedAt, c.reason, len(c.bots)
+	c.mu.Unlock()
+	state := stateNew
+	switch {
+	case closed:
+		state = stateClosed
+	case c.connected.Load():
+		state = stateConnected
+	}
+	st := c.stats()
+	return callInfo{
+		ID:           c.id,
+		State:        state,
+		CreatedAt:    c.created.UTC(),
+		EndedAt:      endedAt.UTC(),
+		CloseReason:  reason,
+		FramesSent:   st.framesSent,
+		SpeechFrames: st.speechFrames,
+		LateFrames:   st.lateFrames,
+		VoiceID:      c.opts.VoiceID,
+		ModelID:      c.opts.ModelID,
+		OutputFormat: c.opts.OutputFormat,
+		Dialect:      string(c.srv.ttsDialect),
+		BotSockets:   bots,
+	}
+}
