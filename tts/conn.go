@@ -142,12 +142,14 @@ func (c *Client) dialConn(ctx context.Context) (*wsConn, error) {
 			return nil, networkError(d, "waiting for connectionInitialized", err, cfg.APIKey)
 		}
 		if perr := decodeServerMessage(d, data, &f); perr != nil {
+			perr.redactKey(cfg.APIKey)
 			return nil, perr
 		}
 		switch f.kind {
 		case frameInitialized:
 			ok = true
 		case frameError:
+			f.err.redactKey(cfg.APIKey)
 			return nil, f.err
 		default:
 			return nil, protocolError(d, "audio before connectionInitialized")
@@ -297,6 +299,8 @@ func (wc *wsConn) readPump() {
 			return
 		}
 		f.perr = decodeServerMessage(d, raw, f)
+		f.perr.redactKey(cfg.APIKey)
+		f.err.redactKey(cfg.APIKey)
 		f.pong = pongSeq
 		select {
 		case wc.frames <- f:
