@@ -64,6 +64,15 @@ func TestServiceErrorKeyRedacted(t *testing.T) {
 		t.Errorf("error event %v leaks the key or lost its message", ev.Err)
 	}
 
+	// Mid-call, the key given in the URL only.
+	u = scriptedServer(t, `{"type":"error","message":"quota exceeded for `+key+`"}`)
+	rec = newRecorder()
+	dial(t, ClientConfig{URL: u + "?x-api-key=" + url.QueryEscape(key), ModelID: "m", VoiceID: "v", Logger: log}, rec)
+	ev = rec.waitEvent(t, EventError)
+	if !errors.As(ev.Err, &e) || strings.Contains(e.Message, key) {
+		t.Errorf("error event %v leaks the URL's key", ev.Err)
+	}
+
 	mu.Lock()
 	defer mu.Unlock()
 	if strings.Contains(logs.String(), key) || strings.Contains(logs.String(), url.QueryEscape(key)) {
