@@ -5,14 +5,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/gorilla/websocket"
 )
 
 // TestServiceErrorKeyRedacted: a service that quotes the refused key in its
@@ -26,26 +22,8 @@ func TestServiceErrorKeyRedacted(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	// Refused at initConnection, key quoted raw and query-escaped.
-	up := websocket.Upgrader{}
-	var hd handlers
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hd.add() {
-			return
-		}
-		defer hd.done()
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
-		if _, _, err := ws.ReadMessage(); err != nil {
-			return
-		}
-		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"error","message":"Invalid API key `+key+` (`+url.QueryEscape(key)+`)"}`))
-		_, _, _ = ws.ReadMessage()
-	}))
-	defer func() { hs.CloseClientConnections(); hs.Close(); hd.wait() }()
-	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + FaseehPath, APIKey: key, ModelID: "m", VoiceID: "v", Logger: log}
+	u := scriptedInit(t, `{"type":"error","message":"Invalid API key `+key+` (`+url.QueryEscape(key)+`)"}`, false)
+	cfg := ClientConfig{URL: u, APIKey: key, ModelID: "m", VoiceID: "v", Logger: log}
 	_, err := Dial(context.Background(), cfg, HandlerFuncs{})
 	var e *Error
 	if !errors.As(err, &e) || !errors.Is(err, ErrAuth) {
@@ -56,7 +34,7 @@ func TestServiceErrorKeyRedacted(t *testing.T) {
 	}
 
 	// Mid-call.
-	u := scriptedServer(t, `{"type":"error","message":"quota exceeded for `+key+`"}`)
+	u = scriptedServer(t, `{"type":"error","message":"quota exceeded for `+key+`"}`)
 	rec := newRecorder()
 	dial(t, ClientConfig{URL: u, APIKey: key, ModelID: "m", VoiceID: "v", Logger: log}, rec)
 	ev := rec.waitEvent(t, EventError)
