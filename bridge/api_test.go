@@ -110,7 +110,11 @@ func TestBadInput(t *testing.T) {
 			wantError(t, resp, body, tt.status, tt.code)
 		})
 	}
-	resp, body := b.do(t, "GET", "/healthz", "", nil)
+	// A handshake gorilla refuses (no Sec-WebSocket-Version/Key) is answered
+	// in the contract's shape too.
+	resp, body := b.do(t, "GET", "/v1/calls/"+c.id+"/ws", "", nil, "Upgrade", "websocket", "Connection", "Upgrade")
+	wantError(t, resp, body, 400, "websocket_required")
+	resp, body = b.do(t, "GET", "/healthz", "", nil)
 	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "ok" {
 		t.Errorf("healthz: %d %q", resp.StatusCode, body)
 	}

@@ -93,6 +93,20 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// upgradeError answers a WebSocket handshake that gorilla refuses in the
+// contract's JSON shape (gorilla's own answer is plain text).
+func (s *Server) upgradeError(w http.ResponseWriter, r *http.Request, status int, reason error) {
+	err := fmt.Errorf("%w: %v", ErrNotWebSocket, reason)
+	switch status {
+	case http.StatusForbidden:
+		err = ErrOriginNotAllowed
+	case http.StatusInternalServerError:
+		err = reason // unknown to the table: 500, detail only in the log
+	}
+	w.Header().Set("Sec-WebSocket-Version", "13")
+	writeError(w, r, s.log, err)
+}
+
 // addBot registers b and starts its two goroutines, unless the call is
 // ending.
 func (c *Session) addBot(b *botConn) bool {

@@ -101,6 +101,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 		ReadBufferSize:  4096,
 		WriteBufferSize: 4096,
 		CheckOrigin:     s.originAllowed,
+		Error:           s.upgradeError,
 	}
 
 	s.ttsURL, s.ttsDialect = cfg.TTSURL, cfg.TTSDialect

@@ -297,3 +297,24 @@ func TestClearDropsResamplerTail(t *testing.T) {
 		t.Errorf("new generation level %.2f dB off", d)
 	}
 }
+
+// TestResamplerCloseWritesNothing: Close drops the held-back tail (the
+// Resampler contract); zaf/resample's own Close and Reset flush it into the
+// destination.
+func TestResamplerCloseWritesNothing(t *testing.T) {
+	var out bytesWriter
+	r, err := NewResampler(&out, 24000, ResampleDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Write(tone(24000, testFreq, testAmp, 0, 0, 24000/10)); err != nil {
+		t.Fatal(err)
+	}
+	n := len(out.b)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(out.b) != n {
+		t.Fatalf("Close wrote %d bytes to the destination", len(out.b)-n)
+	}
+}

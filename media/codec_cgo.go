@@ -56,8 +56,14 @@ func (e *opusEncoder) Close() error                                { return nil 
 // feed it at least 20 ms at a time.
 type soxrResampler struct {
 	r   *resample.Resampler
-	dst io.Writer
+	out *switchWriter // zaf/resample's destination: dst until Close
 }
+
+// switchWriter forwards to w; Close points it at io.Discard, because every
+// way out of zaf/resample (Reset, Close) flushes into the destination first.
+type switchWriter struct{ w io.Writer }
+
+func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
 
 func newSoxrResampler(dst io.Writer, inRate int, q ResamplerQuality) (Resampler, error) {
 	var quality int
@@ -73,11 +79,12 @@ func newSoxrResampler(dst io.Writer, inRate int, q ResamplerQuality) (Resampler,
 	case ResampleVeryHigh:
 		quality = resample.VeryHighQ
 	}
-	r, err := resample.New(dst, float64(inRate), SampleRate, 1, resample.I16, quality)
+	out := &switchWriter{w: dst}
+	r, err := resample.New(out, float64(inRate), SampleRate, 1, resample.I16, quality)
 	if err != nil {
 		return nil, wrapCodec("soxr resampler", err)
 	}
-	return &soxrResampler{r: r, dst: dst}, nil
+	return &soxrResampler{r: r, out: out}, nil
 }
 
 func (s *soxrResampler) Write(p []byte) (int, error) {
@@ -93,17 +100,17 @@ func (s *soxrResampler) Flush() error {
 	if s.r == nil {
 		return ErrClosed
 	}
-	return s.r.Reset(s.dst)
+	return s.r.Reset(s.out)
 }
 
 // Close frees soxr. zaf/resample's Close flushes into the destination first,
-// so point it at io.Discard: Close means "drop".
+// so the destination is switched to io.Discard: Close means "drop".
 func (s *soxrResampler) Close() error {
 	if s.r == nil {
 		return nil
 	}
 	r := s.r
 	s.r = nil
-	_ = r.Reset(io.Discard)
+	s.out.w = io.Discard
 	return r.Close()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -354,6 +355,22 @@ func (h *harness) eventsCopy() ([]Event, []int) {
 }
 
 func (h *harness) isSilence(p rtp.Packet) bool { return bytes.Equal(p.Payload, h.s.silence) }
+
+// frameString draws the packets sent: M a marked packet, s speech, . silence.
+func (h *harness) frameString() string {
+	var b strings.Builder
+	for _, p := range h.rec.packets() {
+		switch {
+		case p.Marker:
+			b.WriteByte('M')
+		case h.isSilence(p):
+			b.WriteByte('.')
+		default:
+			b.WriteByte('s')
+		}
+	}
+	return b.String()
+}
 
 // ramp returns n samples 1, 2, 3, ... as PCM16LE bytes starting at from.
 func ramp(from, n int) []byte {

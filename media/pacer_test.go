@@ -61,24 +61,12 @@ func TestPacerTimestampsMarkerEvents(t *testing.T) {
 
 	pkts := h.rec.packets()
 	checkGrid(t, h)
-	var kinds []string
 	for i, p := range pkts {
-		k := "."
-		if !h.isSilence(p) {
-			k = "s"
+		if p.Marker && h.isSilence(p) {
+			t.Errorf("packet %d: marker on silence", i)
 		}
-		if p.Marker {
-			k = "M"
-			if h.isSilence(p) {
-				t.Errorf("packet %d: marker on silence", i)
-			}
-		}
-		kinds = append(kinds, k)
 	}
-	got := ""
-	for _, k := range kinds {
-		got += k
-	}
+	got := h.frameString()
 	// frame 0 + 3 idle, 5 speech (marker on the first), silence, then 2+2
 	// speech back to back: one talkspurt, one marker.
 	want := "...." + "Mssss..." + "Msss.."
@@ -226,18 +214,7 @@ func TestClearSilencesNextFrame(t *testing.T) {
 	}
 	h.steps(2)
 	h.stop()
-	pkts := h.rec.packets()
-	got := ""
-	for _, p := range pkts {
-		switch {
-		case p.Marker:
-			got += "M"
-		case h.isSilence(p):
-			got += "."
-		default:
-			got += "s"
-		}
-	}
+	got := h.frameString()
 	if want := ".Mss...M."; got != want {
 		t.Fatalf("frames %s, want %s", got, want)
 	}
@@ -506,17 +483,7 @@ func TestUnderrunInsideGeneration(t *testing.T) {
 	}
 	h.steps(2)
 	h.stop()
-	got := ""
-	for _, p := range h.rec.packets() {
-		switch {
-		case p.Marker:
-			got += "M"
-		case h.isSilence(p):
-			got += "."
-		default:
-			got += "s"
-		}
-	}
+	got := h.frameString()
 	if want := ".Ms..M."; got != want {
 		t.Fatalf("frames %s, want %s", got, want)
 	}

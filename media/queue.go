@@ -46,6 +46,7 @@ func newFrameQueue(frames int) *frameQueue {
 	}
 }
 
+// signal wakes the producer without blocking; callable with or without mu.
 func (q *frameQueue) signal() {
 	select {
 	case q.space <- struct{}{}:
@@ -152,16 +153,9 @@ func (q *frameQueue) takeEnds(epoch uint64) int {
 		n++
 	}
 	if n > 0 {
-		q.signalLocked()
+		q.signal()
 	}
 	return n
-}
-
-func (q *frameQueue) signalLocked() {
-	select {
-	case q.space <- struct{}{}:
-	default:
-	}
 }
 
 // frames returns the number of whole frames queued.

@@ -26,6 +26,8 @@ type Client struct {
 	d   dialect
 	h   Handler
 	log *slog.Logger
+	// secret is cfg.secret(): redacted from every error and log line.
+	secret string
 
 	ctx     context.Context // the client's lifetime; cancelled by Close
 	cancel  context.CancelFunc
@@ -68,6 +70,7 @@ func Dial(ctx context.Context, cfg ClientConfig, h Handler) (*Client, error) {
 		log:     cfg.Logger.With("tts_url", redactURL(cfg.URL, cfg.APIKey), "dialect", string(cfg.Dialect)),
 		kick:    make(chan struct{}, 1),
 		deliver: make(chan struct{}, 1),
+		secret:  cfg.secret(),
 	}
 	// Faseeh's seed documents isFinal: trust it from the start.
 	c.sendsFinal = c.d.name() == DialectFaseeh

@@ -165,6 +165,12 @@ func scriptedServer(t *testing.T, script ...string) string {
 // before the script.
 func scripted(t *testing.T, onText bool, script ...string) string {
 	t.Helper()
+	return scriptedInit(t, `{"type":"connectionInitialized"}`, onText, script...)
+}
+
+// scriptedInit is scripted answering initConnection with initReply.
+func scriptedInit(t *testing.T, initReply string, onText bool, script ...string) string {
+	t.Helper()
 	var hd handlers
 	up := websocket.Upgrader{}
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -180,7 +186,7 @@ func scripted(t *testing.T, onText bool, script ...string) string {
 		if _, _, err := ws.ReadMessage(); err != nil {
 			return
 		}
-		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"connectionInitialized"}`))
+		_ = ws.WriteMessage(websocket.TextMessage, []byte(initReply))
 		if onText {
 			if _, _, err := ws.ReadMessage(); err != nil {
 				return

@@ -247,6 +247,18 @@ func (c ClientConfig) Validate() error {
 	return nil
 }
 
+// secret is what errors and logs must never contain: APIKey, or the URL's
+// x-api-key when the key travels there.
+func (c ClientConfig) secret() string {
+	if c.APIKey != "" {
+		return c.APIKey
+	}
+	if u, err := url.Parse(c.URL); err == nil {
+		return u.Query().Get("x-api-key")
+	}
+	return ""
+}
+
 // redactURL returns u's text with the x-api-key query value (and key
 // anywhere else) replaced by REDACTED.
 func redactURL(raw, key string) string {

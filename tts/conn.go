@@ -106,9 +106,9 @@ func (c *Client) dialConn(ctx context.Context) (*wsConn, error) {
 			return nil, e
 		}
 		if ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
-			return nil, networkError(d, "dial timed out", err, cfg.APIKey)
+			return nil, networkError(d, "dial timed out", err, c.secret)
 		}
-		return nil, networkError(d, "dial", err, cfg.APIKey)
+		return nil, networkError(d, "dial", err, c.secret)
 	}
 	stop := context.AfterFunc(ctx, func() { _ = ws.NetConn().SetDeadline(time.Now()) })
 	ok := false
@@ -125,7 +125,7 @@ func (c *Client) dialConn(ctx context.Context) (*wsConn, error) {
 	deadline, _ := ctx.Deadline()
 	_ = ws.SetWriteDeadline(deadline)
 	if err := ws.WriteMessage(websocket.TextMessage, msg); err != nil {
-		return nil, networkError(d, "send initConnection", err, cfg.APIKey)
+		return nil, networkError(d, "send initConnection", err, c.secret)
 	}
 	ws.SetReadLimit(cfg.ReadLimit)
 	_ = ws.SetReadDeadline(deadline)
@@ -134,20 +134,22 @@ func (c *Client) dialConn(ctx context.Context) (*wsConn, error) {
 		_, data, err := ws.ReadMessage()
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, networkError(d, "no connectionInitialized within "+cfg.InitTimeout.String(), ctx.Err(), cfg.APIKey)
+				return nil, networkError(d, "no connectionInitialized within "+cfg.InitTimeout.String(), ctx.Err(), c.secret)
 			}
 			if errors.Is(err, websocket.ErrReadLimit) {
 				return nil, protocolError(d, "message over the read limit of %d bytes", cfg.ReadLimit)
 			}
-			return nil, networkError(d, "waiting for connectionInitialized", err, cfg.APIKey)
+			return nil, networkError(d, "waiting for connectionInitialized", err, c.secret)
 		}
 		if perr := decodeServerMessage(d, data, &f); perr != nil {
+			perr.redactKey(c.secret)
 			return nil, perr
 		}
 		switch f.kind {
 		case frameInitialized:
 			ok = true
 		case frameError:
+			f.err.redactKey(c.secret)
 			return nil, f.err
 		default:
 			return nil, protocolError(d, "audio before connectionInitialized")
@@ -159,7 +161,7 @@ func (c *Client) dialConn(ctx context.Context) (*wsConn, error) {
 	if !stop() {
 		// The deadline was already forced to now by ctx's end.
 		ok = false
-		return nil, networkError(d, "no connectionInitialized within "+cfg.InitTimeout.String(), ctx.Err(), cfg.APIKey)
+		return nil, networkError(d, "no connectionInitialized within "+cfg.InitTimeout.String(), ctx.Err(), c.secret)
 	}
 	_ = ws.SetReadDeadline(time.Time{})
 	_ = ws.SetWriteDeadline(time.Time{})
@@ -290,13 +292,15 @@ func (wc *wsConn) readPump() {
 			if errors.Is(err, websocket.ErrReadLimit) {
 				err = protocolError(d, "message over the read limit of %d bytes", cfg.ReadLimit)
 			} else {
-				err = networkError(d, "read", err, cfg.APIKey)
+				err = networkError(d, "read", err, wc.c.secret)
 			}
 			wc.setErr(err)
 			wc.cancel() // stops writePump
 			return
 		}
 		f.perr = decodeServerMessage(d, raw, f)
+		f.perr.redactKey(wc.c.secret)
+		f.err.redactKey(wc.c.secret)
 		f.pong = pongSeq
 		select {
 		case wc.frames <- f:
@@ -337,7 +341,7 @@ func (wc *wsConn) writePump() {
 	tick := time.NewTicker(cfg.PingInterval)
 	defer tick.Stop()
 	fail := func(what string, err error) {
-		wc.setErr(networkError(d, what, err, cfg.APIKey))
+		wc.setErr(networkError(d, what, err, wc.c.secret))
 		wc.cancel()
 	}
 	for {

@@ -3,6 +3,7 @@ package tts
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
@@ -101,19 +102,30 @@ func networkError(d Dialect, msg string, cause error, key string) *Error {
 
 // safeCause keeps cause for errors.Is/As unless its text would leak key.
 func safeCause(cause error, key string) error {
-	if cause == nil || key == "" || !strings.Contains(cause.Error(), key) {
+	if cause == nil || key == "" || redact(cause.Error(), key) == cause.Error() {
 		return cause
 	}
 	return nil
 }
 
-// redact removes every occurrence of key (and its URL-escaped form) from s.
+// redact removes every occurrence of key (and its URL-escaped forms) from s.
 func redact(s, key string) string {
 	if key == "" {
 		return s
 	}
-	s = strings.ReplaceAll(s, key, "REDACTED")
+	for _, k := range []string{key, url.QueryEscape(key), url.PathEscape(key)} {
+		s = strings.ReplaceAll(s, k, "REDACTED")
+	}
 	return s
+}
+
+// redactKey removes key from the message of an error the service sent (a
+// service may quote the key it refused); the message is passed on to logs,
+// bots and HTTP clients.
+func (e *Error) redactKey(key string) {
+	if e != nil {
+		e.Message = redact(e.Message, key)
+	}
 }
 
 // authWords are faseeh error wordings that mean the key was refused; the

@@ -237,6 +237,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ss := newSession(s, d, ws, r)
 	s.mu.Lock()
+	if s.closed {
+		// Close ran during the upgrade and did not see this session: its
+		// reader would block on a client that says nothing, and Close's
+		// Wait with it.
+		s.mu.Unlock()
+		ss.abort()
+		return
+	}
 	s.sessions[ss] = struct{}{}
 	s.mu.Unlock()
 	ss.serve()

@@ -150,16 +150,22 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 			"With no flags it listens on %s with the embedded TTS.\n\n"+
 			"  voicebridge tts-server [-listen ADDR] runs the embedded TTS alone (see voicebridge tts-server -h).\n\n"+
 			"Every flag can also be set by its environment variable; a flag wins over its variable.\n\n", bridge.DefaultListen)
-		fs.VisitAll(func(f *flag.Flag) {
-			name, usage := flag.UnquoteUsage(f)
-			fmt.Fprintf(fs.Output(), "  -%s %s\n    \t%s\n    \tenv %s", f.Name, name, usage, envName(f.Name))
-			if f.DefValue != "" {
-				fmt.Fprintf(fs.Output(), " (default %q)", f.DefValue)
-			}
-			fmt.Fprintln(fs.Output())
-		})
+		printFlags(fs, envName)
 	}
 	return fs
+}
+
+// printFlags prints fs's flags as flag.PrintDefaults does, each with its
+// environment variable (named by env).
+func printFlags(fs *flag.FlagSet, env func(string) string) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(fs.Output(), "  -%s %s\n    \t%s\n    \tenv %s", f.Name, name, usage, env(f.Name))
+		if f.DefValue != "" {
+			fmt.Fprintf(fs.Output(), " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(fs.Output())
+	})
 }
 
 // parseConfig builds the configuration from environment variables and then

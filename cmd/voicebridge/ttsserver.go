@@ -46,14 +46,7 @@ func parseTTSServer(args []string, lookupEnv func(string) (string, bool), out io
 			"Speech comes from espeak-ng when installed, otherwise a voice-like test signal.\n\n"+
 			"Every flag can also be set by its environment variable; a flag wins over its variable.\n\n",
 			tts.FaseehPath, tts.MunsitPath)
-		fs.VisitAll(func(f *flag.Flag) {
-			name, usage := flag.UnquoteUsage(f)
-			fmt.Fprintf(fs.Output(), "  -%s %s\n    \t%s\n    \tenv %s", f.Name, name, usage, ttsServerEnvName(f.Name))
-			if f.DefValue != "" {
-				fmt.Fprintf(fs.Output(), " (default %q)", f.DefValue)
-			}
-			fmt.Fprintln(fs.Output())
-		})
+		printFlags(fs, ttsServerEnvName)
 	}
 	if err := applyEnv(fs, ttsServerEnvName, lookupEnv); err != nil {
 		return o, err
