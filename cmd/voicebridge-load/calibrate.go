@@ -34,8 +34,14 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 		defer tgt.stop()
 	}
 	hc := &http.Client{Timeout: 30 * time.Second}
+	defer hc.CloseIdleConnections()
+	rx, err := newRxSocket(o.BatchSleep)
+	if err != nil {
+		return nil, err
+	}
+	defer rx.close()
 	win := &window{}
-	c, err := dialCall(ctx, hc, tgt.Base, o.Drive.Token, 0, formJSON, false, win)
+	c, err := dialCall(ctx, hc, rx, tgt.Base, o.Drive.Token, 0, formJSON, false, win)
 	if err != nil {
 		return nil, fmt.Errorf("load: calibration call: %w", err)
 	}

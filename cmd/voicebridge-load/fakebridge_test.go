@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -250,13 +251,18 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 	defer hc.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
+	rx, err := newRxSocket(time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.close()
 	win := &window{}
-	decoding, err := dialCall(ctx, hc, f.srv.URL, "", 0, formJSON, true, win)
+	decoding, err := dialCall(ctx, hc, rx, f.srv.URL, "", 0, formJSON, true, win)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer decoding.close()
-	counting, err := dialCall(ctx, hc, f.srv.URL, "", 1, formSDP, false, win)
+	counting, err := dialCall(ctx, hc, rx, f.srv.URL, "", 1, formSDP, false, win)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +325,9 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 	a := decoding.Audio
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if rx.unknown.Load() != 0 || rx.conn.drops.Load() != 0 {
+		t.Errorf("unknown %d drops %d", rx.unknown.Load(), rx.conn.drops.Load())
+	}
 	if a.SpeechFrames < 25 || a.SpeechLoud < 20 || a.SilenceFrames < 10 || a.SilenceMaxDB > -60 || a.DecodeErrors != 0 {
 		t.Errorf("audio: %+v", a)
 	}
@@ -336,9 +345,12 @@ func TestLoopbackOnly(t *testing.T) {
 		"a=candidate:4 1 udp 2130706431 ::1 40003 typ host\r\n" +
 		"a=candidate:5 1 udp 1694498815 203.0.113.9 40004 typ srflx raddr 127.0.0.1 rport 40001\r\n" +
 		"a=end-of-candidates\r\n"
-	got, err := loopbackOnly(sdp)
+	got, addrs, err := loopbackOnly(sdp)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(addrs) != 2 || addrs[0] != netip.MustParseAddrPort("127.0.0.1:40001") || addrs[1] != netip.MustParseAddrPort("[::1]:40003") {
+		t.Errorf("addresses %v", addrs)
 	}
 	want := "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" +
 		"a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n" +
@@ -347,7 +359,7 @@ func TestLoopbackOnly(t *testing.T) {
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	if _, err := loopbackOnly("v=0\r\na=candidate:1 1 udp 1 192.0.2.2 1 typ host\r\n"); err == nil {
+	if _, _, err := loopbackOnly("v=0\r\na=candidate:1 1 udp 1 192.0.2.2 1 typ host\r\n"); err == nil {
 		t.Error("no loopback candidate accepted")
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -49,6 +50,8 @@ type options struct {
 	PeerSeconds                    float64
 	PeerRepeats                    int
 	Timeout                        time.Duration
+	CPUProfile                     string
+	BatchSleep                     time.Duration
 }
 
 func main() {
@@ -81,6 +84,8 @@ func main() {
 	fs.BoolVar(&o.Peers, "peers", true, "measure ffmpeg, GStreamer and bare libopus on the same speech")
 	fs.Float64Var(&o.PeerSeconds, "peer-seconds", 60, "seconds of speech each peer encodes")
 	fs.IntVar(&o.PeerRepeats, "peer-repeats", 3, "repeats per peer (median kept)")
+	fs.DurationVar(&o.BatchSleep, "rx-batch", time.Millisecond, "receivers sleep this long when their socket is drained (kernel timestamps keep the clock honest)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the generator's own CPU profile here")
 	fs.DurationVar(&o.Timeout, "timeout", 12*time.Minute, "hard bound on the whole run")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: voicebridge-load [flags]\n\nLoad, latency and cost report for voicebridge (loopback only).\n\n")
@@ -92,8 +97,15 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err == nil && pprof.StartCPUProfile(f) == nil {
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	if err := run(ctx, o, log); err != nil {
 		log.Error("voicebridge-load", "err", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
@@ -131,7 +143,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		}
 	}
 	base := runOptions{
-		Warmup: o.Warmup, Window: o.Window, Concurrency: o.Concurrent, Sample: o.Sample,
+		Warmup: o.Warmup, Window: o.Window, Concurrency: o.Concurrent, Sample: o.Sample, BatchSleep: o.BatchSleep,
 		Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery, Token: o.Token},
 		Modes: modes, Forms: forms,
 		URL: o.URL, PID: o.PID, Bin: bin, BridgeArgs: strings.Fields(o.BridgeArgs), OutDir: out, Log: log,

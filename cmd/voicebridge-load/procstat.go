@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -122,4 +124,70 @@ func readMachineCPU() (machineCPU, error) {
 		return machineCPU{}, err
 	}
 	return parseMachineStat(b)
+}
+
+// procSnapshot is every process's CPU so far, by PID, with its name.
+type procSnapshot map[int]procEntry
+
+type procEntry struct {
+	Comm string
+	CPU  time.Duration // own, not children's
+}
+
+// readAllProcs reads /proc/*/stat. Processes that vanish meanwhile are
+// skipped.
+func readAllProcs() procSnapshot {
+	s := procSnapshot{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return s
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		c, err := parseProcStat(b)
+		if err != nil {
+			continue
+		}
+		comm := ""
+		if i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')'); i >= 0 && j > i {
+			comm = string(b[i+1 : j])
+		}
+		s[pid] = procEntry{Comm: comm, CPU: c.Self}
+	}
+	return s
+}
+
+// busyProc is a process that used CPU during a window.
+type busyProc struct {
+	PID   int     `json:"pid"`
+	Comm  string  `json:"comm"`
+	Cores float64 `json:"cores"`
+}
+
+// busiest returns the processes of after that used at least minCores over
+// wall since before, except those in skip, busiest first, at most n.
+func busiest(before, after procSnapshot, wall time.Duration, skip map[int]bool, minCores float64, n int) []busyProc {
+	var out []busyProc
+	for pid, a := range after {
+		if skip[pid] {
+			continue
+		}
+		b, ok := before[pid]
+		if !ok || b.Comm != a.Comm {
+			b = procEntry{} // started during the window
+		}
+		cores := (a.CPU - b.CPU).Seconds() / wall.Seconds()
+		if cores >= minCores {
+			out = append(out, busyProc{PID: pid, Comm: a.Comm, Cores: round(cores, 3)})
+		}
+	}
+	slices.SortFunc(out, func(x, y busyProc) int { return cmp.Compare(y.Cores, x.Cores) })
+	return out[:min(n, len(out))]
 }

@@ -52,3 +52,25 @@ func TestParseMachineStat(t *testing.T) {
 		t.Errorf("bad first line: %v", err)
 	}
 }
+
+func TestBusiest(t *testing.T) {
+	before := procSnapshot{1: {"a", time.Second}, 2: {"b", 0}, 3: {"c", 0}, 4: {"old", 5 * time.Second}}
+	after := procSnapshot{
+		1: {"a", 3 * time.Second},       // 2 s in 10 s: 0.2 cores
+		2: {"b", 5 * time.Second},       // 0.5
+		3: {"c", 10 * time.Millisecond}, // below the floor
+		4: {"new", time.Second},         // PID reused: all of it is new, 0.1
+		5: {"d", 20 * time.Second},      // skipped
+	}
+	got := busiest(before, after, 10*time.Second, map[int]bool{5: true}, 0.02, 2)
+	if len(got) != 2 || got[0] != (busyProc{2, "b", 0.5}) || got[1] != (busyProc{1, "a", 0.2}) {
+		t.Errorf("got %+v", got)
+	}
+	all := busiest(before, after, 10*time.Second, nil, 0.02, 10)
+	if len(all) != 4 || all[3] != (busyProc{4, "new", 0.1}) {
+		t.Errorf("all %+v", all)
+	}
+	if len(readAllProcs()) == 0 {
+		t.Error("no processes in /proc")
+	}
+}

@@ -9,19 +9,83 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 )
 
-// callClient is one receiving call: a Pion PeerConnection on its own
-// timestamping loopback socket, with its signaling state. Counting calls
-// never let Pion decrypt RTP; decoding calls (sampled) do, and check the
-// audio.
+// rxSocket is the timestamping loopback socket every receiving call shares,
+// with the ICE UDP mux that hands it to the calls' Pion stacks. The bridge
+// gives each call its own port, so the sender's address tells the call.
+type rxSocket struct {
+	conn *tapConn
+	mux  *ice.UDPMuxDefault
+
+	mu      sync.RWMutex
+	calls   map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
+	unknown atomic.Uint64                  // RTP from no registered address
+}
+
+func newRxSocket(batchSleep time.Duration) (*rxSocket, error) {
+	r := &rxSocket{calls: map[netip.AddrPort]*callClient{}}
+	conn, err := listenTap(r.tap, batchSleep)
+	if err != nil {
+		return nil, err
+	}
+	r.conn = conn
+	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: quietLogger{}.NewLogger("")})
+	return r, nil
+}
+
+// tap accounts one RTP packet; it runs on the mux's reading goroutine.
+func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
+	r.mu.RLock()
+	c := r.calls[from]
+	r.mu.RUnlock()
+	if c == nil {
+		r.unknown.Add(1)
+		return true // Pion drops what it does not know
+	}
+	h, err := parseRTPHeader(b, true)
+	if err != nil {
+		c.Stats.Unparsed++
+		return false
+	}
+	c.Stats.OnPacket(t, h)
+	return c.Audio != nil
+}
+
+func (r *rxSocket) register(c *callClient) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range c.remotes {
+		r.calls[a] = c
+	}
+}
+
+func (r *rxSocket) unregister(c *callClient) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range c.remotes {
+		if r.calls[a] == c {
+			delete(r.calls, a)
+		}
+	}
+}
+
+// close closes the mux and with it the socket. Calls are closed first.
+func (r *rxSocket) close() error { return r.mux.Close() }
+
+// callClient is one receiving call: a Pion PeerConnection on the shared
+// socket, with its signaling state. Counting calls never let Pion decrypt
+// RTP; decoding calls (sampled) do, and check the audio.
 type callClient struct {
 	Index    int
 	ID       string
@@ -29,10 +93,10 @@ type callClient struct {
 	Stats    *callStats
 	Audio    *audioCheck // nil unless sampled
 
-	pc   *webrtc.PeerConnection
-	mux  *ice.UDPMuxDefault
-	conn *tapConn
-	wg   sync.WaitGroup // the decode goroutine
+	rx      *rxSocket
+	remotes []netip.AddrPort // the bridge's loopback candidates
+	pc      *webrtc.PeerConnection
+	wg      sync.WaitGroup // the decode goroutine
 }
 
 // signalForm is how POST /v1/calls carries the offer.
@@ -57,28 +121,13 @@ func (quietLogger) NewLogger(string) logging.LeveledLogger {
 
 // dialCall opens one call against the bridge at base (http://127.0.0.1:port)
 // and waits until its peer connection is connected.
-func dialCall(ctx context.Context, hc *http.Client, base, token string, idx int, form signalForm, sampled bool, win *window) (*callClient, error) {
-	c := &callClient{Index: idx, Stats: newCallStats(win)}
+func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base, token string, idx int, form signalForm, sampled bool, win *window) (*callClient, error) {
+	c := &callClient{Index: idx, Stats: newCallStats(win), rx: rx}
 	if sampled {
 		c.Audio = &audioCheck{}
 	}
-	conn, err := listenTap(func(t int64, b []byte) bool {
-		h, err := parseRTPHeader(b, true)
-		if err != nil {
-			c.Stats.Unparsed++
-			return false
-		}
-		c.Stats.OnPacket(t, h)
-		return sampled
-	})
-	if err != nil {
-		return nil, err
-	}
-	c.conn = conn
-	c.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: quietLogger{}.NewLogger("")})
-
 	var se webrtc.SettingEngine
-	se.SetICEUDPMux(c.mux)
+	se.SetICEUDPMux(rx.mux)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -91,8 +140,9 @@ func dialCall(ctx context.Context, hc *http.Client, base, token string, idx int,
 		c.close()
 		return nil, err
 	}
-	// No interceptors: a counting receiver sends no NACKs or reports.
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se))
+	// An empty registry, not nil (nil means Pion's defaults): receivers send
+	// no NACKs, reports or TWCC feedback, and run no per-call report loops.
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		c.close()
@@ -145,8 +195,9 @@ func dialCall(ctx context.Context, hc *http.Client, base, token string, idx int,
 		return nil, err
 	}
 	c.ID, c.Location = id, loc
-	answer, err = loopbackOnly(answer)
+	answer, c.remotes, err = loopbackOnly(answer)
 	if err == nil {
+		rx.register(c)
 		err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
 	}
 	if err != nil {
@@ -222,11 +273,11 @@ func postOffer(ctx context.Context, hc *http.Client, base, token, offer string, 
 
 // loopbackOnly drops every ICE candidate of sdp whose address is not a
 // loopback IP, so that no check is ever sent elsewhere, and fails if none
-// is left.
-func loopbackOnly(sdp string) (string, error) {
+// is left. It returns the addresses kept.
+func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
 	lines := strings.SplitAfter(sdp, "\n")
 	out := make([]string, 0, len(lines))
-	kept := 0
+	var kept []netip.AddrPort
 	for _, l := range lines {
 		if c, ok := strings.CutPrefix(strings.TrimRight(l, "\r\n"), "a=candidate:"); ok {
 			f := strings.Fields(c)
@@ -238,14 +289,18 @@ func loopbackOnly(sdp string) (string, error) {
 			if err != nil || !a.Unmap().IsLoopback() {
 				continue
 			}
-			kept++
+			port, err := strconv.ParseUint(f[5], 10, 16)
+			if err != nil {
+				continue
+			}
+			kept = append(kept, netip.AddrPortFrom(a.Unmap(), uint16(port)))
 		}
 		out = append(out, l)
 	}
-	if kept == 0 {
-		return "", errNoLoopbackCandidate
+	if len(kept) == 0 {
+		return "", nil, errNoLoopbackCandidate
 	}
-	return strings.Join(out, ""), nil
+	return strings.Join(out, ""), kept, nil
 }
 
 // hangup sends DELETE for the call; errors are ignored (the bridge may be
@@ -269,16 +324,12 @@ func (c *callClient) hangup(hc *http.Client, base, token string) {
 	}
 }
 
-// close tears down the peer connection, then the mux (which closes the
-// socket), and waits for the decode goroutine.
+// close tears down the peer connection, forgets the call's addresses and
+// waits for the decode goroutine.
 func (c *callClient) close() {
 	if c.pc != nil {
 		_ = c.pc.Close()
 	}
-	if c.mux != nil {
-		_ = c.mux.Close()
-	} else if c.conn != nil {
-		_ = c.conn.Close()
-	}
+	c.rx.unregister(c)
 	c.wg.Wait()
 }

@@ -159,6 +159,7 @@ func printRun(w io.Writer, title string, p *runReport) {
 	row("bridge's own pacing histogram p99", f3(p.BridgePacingP99)+" ms")
 	row("late frames (bridge counter / rx > 20 ms behind grid)", fmt.Sprintf("%.0f / %d", p.BridgeLate, p.RxLate))
 	row("packets received / expected, seq gaps, reordered, ts skips", fmt.Sprintf("%d / %d, %d, %d, %d", p.Packets, p.Expected, p.Gaps, p.Reorder, p.Skips))
+	row("receiver socket drops (ours, not the bridge's)", fmt.Sprintf("%d", p.RxDrops))
 	row("added first-audio latency (bridge histogram: TTS byte → RTP)", fmt.Sprintf("p50 %s  p99 %s ms (n=%.0f)", f3(p.AddedFirstP50), f3(p.AddedFirstP99), p.AddedFirstN))
 	row("TTS time to first byte (bridge histogram) p50", f3(p.TTSFirstByteP50)+" ms")
 	row("text POST/WS → first speech packet at receiver", fmt.Sprintf("p50 %.1f  p99 %.1f  max %.1f ms (n=%d)", p.TextToSpeech.P50, p.TextToSpeech.P99, p.TextToSpeech.Max, p.TextToSpeech.N))
@@ -169,6 +170,13 @@ func printRun(w io.Writer, title string, p *runReport) {
 	row("decoded sample", fmt.Sprintf("%d calls: %d speech frames, %.0f%% above %d dBFS, mean %.1f dBFS; %d silence frames, loudest %.1f dBFS; %d decode errors",
 		a.Calls, a.SpeechFrames, 100*a.LoudFrac, loudDBFS, a.SpeechDBFS, a.SilenceFr, a.SilenceMaxDB, a.DecodeErrs))
 	row("CPU, cores busy: bridge / generator / rest of machine", fmt.Sprintf("%.3f / %.3f / %.3f", p.BridgeCPU, p.GenCPU, p.OtherCPU))
+	if len(p.OtherProcs) > 0 {
+		var ps []string
+		for _, o := range p.OtherProcs {
+			ps = append(ps, fmt.Sprintf("%s[%d] %.2f", o.Comm, o.PID, o.Cores))
+		}
+		row("other busy processes (cores)", strings.Join(ps, ", "))
+	}
 	row("bridge CPU per call", fmt.Sprintf("%.3f ms per call-second (%.2f%% of a core)", p.CPUPerCallMs, p.CPUPerCallMs/10))
 	row("bridge CPU per audio-second: speech / on the wire", fmt.Sprintf("%.5f / %.5f s", p.CPUPerSpeechS, p.CPUPerWireS))
 	row("bridge RSS: idle → loaded, per call", fmt.Sprintf("%.1f → %.1f MiB, %.0f KiB", p.RSSBase, p.RSS, p.RSSPerCallKiB))

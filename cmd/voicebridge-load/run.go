@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ type runOptions struct {
 	Window      time.Duration // measured
 	Concurrency int           // calls being set up at once
 	Sample      int           // calls that decode their audio
+	BatchSleep  time.Duration // receivers: sleep when the socket is drained
 	Drive       driveConfig
 	Modes       []driveMode // bot modes, by call index modulo len
 	Forms       []signalForm
@@ -58,6 +60,9 @@ type runReport struct {
 	Skips     uint64  `json:"ts_skips"`
 	RxLate    uint64  `json:"rx_late_frames"`
 	Unparsed  uint64  `json:"unparsed"`
+	RxDrops   uint32  `json:"rx_socket_drops"` // lost in the receivers' socket buffer (not the bridge's fault)
+	RxUnknown uint64  `json:"rx_unknown_source"`
+	BotErrs   int     `json:"bot_errors"`
 	DutyMeas  float64 `json:"duty_measured"`
 	SpeechS   float64 `json:"speech_audio_s"`
 
@@ -80,20 +85,21 @@ type runReport struct {
 	Audio           audioSummary   `json:"audio_check"`
 
 	// CPU and memory over the window.
-	BridgeCPU      float64 `json:"bridge_cpu_cores"`       // cores busy
-	GenCPU         float64 `json:"generator_cpu_cores"`    // this tool
-	MachineCPU     float64 `json:"machine_cpu_cores"`      // all processes
-	OtherCPU       float64 `json:"other_cpu_cores"`        // machine − bridge − generator
-	CPUPerCallMs   float64 `json:"cpu_ms_per_call_s"`      // bridge CPU-ms per call-second
-	CPUPerSpeechS  float64 `json:"cpu_s_per_speech_s"`     // bridge CPU-s per speech audio-second
-	CPUPerWireS    float64 `json:"cpu_s_per_wire_audio_s"` // bridge CPU-s per audio-second on the wire (speech+silence)
-	RSSBase        float64 `json:"rss_base_mib"`
-	RSS            float64 `json:"rss_mib"`
-	RSSPerCallKiB  float64 `json:"rss_kib_per_call"`
-	GoroutinesBase float64 `json:"goroutines_base"`
-	Goroutines     float64 `json:"goroutines"`
-	GorPerCall     float64 `json:"goroutines_per_call"`
-	ShutdownS      float64 `json:"shutdown_s"`
+	BridgeCPU      float64    `json:"bridge_cpu_cores"`       // cores busy
+	GenCPU         float64    `json:"generator_cpu_cores"`    // this tool
+	MachineCPU     float64    `json:"machine_cpu_cores"`      // all processes
+	OtherCPU       float64    `json:"other_cpu_cores"`        // machine − bridge − generator
+	OtherProcs     []busyProc `json:"other_processes"`        // who else was busy in the window
+	CPUPerCallMs   float64    `json:"cpu_ms_per_call_s"`      // bridge CPU-ms per call-second
+	CPUPerSpeechS  float64    `json:"cpu_s_per_speech_s"`     // bridge CPU-s per speech audio-second
+	CPUPerWireS    float64    `json:"cpu_s_per_wire_audio_s"` // bridge CPU-s per audio-second on the wire (speech+silence)
+	RSSBase        float64    `json:"rss_base_mib"`
+	RSS            float64    `json:"rss_mib"`
+	RSSPerCallKiB  float64    `json:"rss_kib_per_call"`
+	GoroutinesBase float64    `json:"goroutines_base"`
+	Goroutines     float64    `json:"goroutines"`
+	GorPerCall     float64    `json:"goroutines_per_call"`
+	ShutdownS      float64    `json:"shutdown_s"`
 }
 
 type audioSummary struct {
@@ -139,6 +145,11 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	rep.RSSBase = rssBase / (1 << 20)
 
 	// Set up the calls.
+	rx, err := newRxSocket(o.BatchSleep)
+	if err != nil {
+		return nil, err
+	}
+	defer rx.close()
 	win := &window{}
 	setupStart := time.Now()
 	calls := make([]*callClient, o.Calls)
@@ -157,7 +168,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 			defer func() { <-sem }()
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
-			c, err := dialCall(cctx, hc, tgt.Base, o.Drive.Token, i, o.Forms[i%len(o.Forms)], i < o.Sample, win)
+			c, err := dialCall(cctx, hc, rx, tgt.Base, o.Drive.Token, i, o.Forms[i%len(o.Forms)], i < o.Sample, win)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -208,6 +219,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 			rng: rand.New(rand.NewPCG(uint64(c.Index), 7))}
 		if err := b.open(ctx); err != nil {
 			res.fail("open", err)
+			rep.BotErrs++
 			continue
 		}
 		bots = append(bots, b)
@@ -259,8 +271,9 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 
 	wall := time.Duration(win.end.Load() - win.start.Load())
 	rep.WindowS = wall.Seconds()
-	rep.fillCPU(c0, c1, wall, len(live))
+	rep.fillCPU(c0, c1, wall, len(live), tgt.PID)
 	rep.fillReceivers(live, wall)
+	rep.RxDrops, rep.RxUnknown = rx.conn.drops.Load(), rx.unknown.Load()
 	rep.fillBridgeMetrics(m0, m1)
 	rep.RSS = procRSS(tgt.PID, m1) / (1 << 20)
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
@@ -297,10 +310,11 @@ type cpuSample struct {
 	self    time.Duration
 	machine machineCPU
 	ok      bool // bridge counters read
+	procs   procSnapshot
 }
 
 func sampleCPU(pid int) cpuSample {
-	s := cpuSample{at: time.Now(), self: selfCPU()}
+	s := cpuSample{at: time.Now(), self: selfCPU(), procs: readAllProcs()}
 	if pid > 0 {
 		if c, err := readProcCPU(pid); err == nil {
 			s.bridge, s.ok = c, true
@@ -310,7 +324,7 @@ func sampleCPU(pid int) cpuSample {
 	return s
 }
 
-func (r *runReport) fillCPU(a, b cpuSample, wall time.Duration, calls int) {
+func (r *runReport) fillCPU(a, b cpuSample, wall time.Duration, calls, bridgePID int) {
 	sec := wall.Seconds()
 	r.GenCPU = (b.self - a.self).Seconds() / sec
 	r.MachineCPU = (b.machine.Busy - a.machine.Busy).Seconds() / sec
@@ -320,6 +334,11 @@ func (r *runReport) fillCPU(a, b cpuSample, wall time.Duration, calls int) {
 		r.CPUPerCallMs = r.BridgeCPU * 1000 / float64(calls)
 	}
 	r.OtherCPU = max(0, r.MachineCPU-r.BridgeCPU-r.GenCPU)
+	skip := map[int]bool{os.Getpid(): true}
+	if bridgePID > 0 {
+		skip[bridgePID] = true
+	}
+	r.OtherProcs = busiest(a.procs, b.procs, wall, skip, 0.02, 5)
 }
 
 func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
@@ -416,6 +435,9 @@ func (r *runReport) judge() {
 	var why []string
 	if r.SetupErr > 0 {
 		why = append(why, fmt.Sprintf("%d calls failed to set up", r.SetupErr))
+	}
+	if r.BotErrs > 0 {
+		why = append(why, fmt.Sprintf("%d bot WebSockets failed to open", r.BotErrs))
 	}
 	if r.PacingP99 > ms(pacingLimitP99) {
 		why = append(why, fmt.Sprintf("pacing p99 %.3f ms > 2 ms", r.PacingP99))

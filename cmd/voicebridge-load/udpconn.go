@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // errNotLoopback refuses a datagram to an address outside 127.0.0.0/8 or
@@ -16,26 +17,39 @@ import (
 var errNotLoopback = errors.New("load: refusing to send outside loopback")
 
 // rcvBuf is the socket receive buffer asked for (SO_RCVBUFFORCE when root):
-// a reader descheduled for a while must not lose packets to a full buffer.
-const rcvBuf = 1 << 20
+// the reader lets packets queue (batchSleep) and may be descheduled, and
+// must not lose them to a full buffer. Losses are counted (SO_RXQ_OVFL).
+const rcvBuf = 16 << 20
 
-// tapConn is the UDP socket of one receiving call, handed to Pion through an
-// ICE UDP mux. Each datagram is stamped with its kernel receive time
-// (SO_TIMESTAMPNS) before Pion sees it; RTP packets go to tap, which says
-// whether Pion should get them too (a call that decodes) or not (a call that
-// only counts: its SRTP is then never decrypted). Writes outside loopback
-// are refused.
+// fionread is SIOCINQ: the size of the next pending datagram, 0 if none.
+const fionread = 0x541B
+
+// tapConn is the UDP socket the receiving calls share, handed to Pion
+// through an ICE UDP mux. Each datagram is stamped with its kernel receive
+// time (SO_TIMESTAMPNS) before Pion sees it; RTP packets go to tap, which
+// says whether Pion should get them too (a call that decodes) or not (a call
+// that only counts: its SRTP is then never decrypted). Writes outside
+// loopback are refused.
+//
+// Because the receive time comes from the kernel, reading may lag: when the
+// queue is empty the reader sleeps batchSleep and then takes everything
+// that arrived meanwhile, instead of waking for each of thousands of
+// packets a second.
 //
 // Only one goroutine reads (the mux's); writes may come from any.
 type tapConn struct {
 	*net.UDPConn
-	tap     func(t int64, b []byte) (pass bool)
-	oob     []byte
-	refused atomic.Uint64
+	tap        func(t int64, from netip.AddrPort, b []byte) (pass bool)
+	batchSleep time.Duration
+	rc         syscall.RawConn
+	oob        []byte
+	drained    bool
+	refused    atomic.Uint64
+	drops      atomic.Uint32 // datagrams the kernel dropped (SO_RXQ_OVFL)
 }
 
 // listenTap opens a timestamping UDP socket on 127.0.0.1 with a free port.
-func listenTap(tap func(int64, []byte) bool) (*tapConn, error) {
+func listenTap(tap func(int64, netip.AddrPort, []byte) bool, batchSleep time.Duration) (*tapConn, error) {
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		return nil, err
@@ -48,6 +62,7 @@ func listenTap(tap func(int64, []byte) bool) (*tapConn, error) {
 	var serr error
 	err = rc.Control(func(fd uintptr) {
 		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+		_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, 1)
 		if e := syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, rcvBuf); e != nil {
 			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf)
 		}
@@ -59,23 +74,39 @@ func listenTap(tap func(int64, []byte) bool) (*tapConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("load: SO_TIMESTAMPNS: %w", err)
 	}
-	return &tapConn{UDPConn: c, tap: tap, oob: make([]byte, 128)}, nil
+	return &tapConn{UDPConn: c, tap: tap, batchSleep: batchSleep, rc: rc, oob: make([]byte, 128)}, nil
+}
+
+// pending reports whether a datagram is waiting (SIOCINQ).
+func (c *tapConn) pending() bool {
+	var n int32
+	_ = c.rc.Control(func(fd uintptr) {
+		_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, fd, fionread, uintptr(unsafe.Pointer(&n)))
+	})
+	return n > 0
 }
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter: it returns the next
 // datagram that Pion should see.
 func (c *tapConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
+		if c.drained && c.batchSleep > 0 {
+			time.Sleep(c.batchSleep)
+		}
 		n, oobn, _, addr, err := c.UDPConn.ReadMsgUDPAddrPort(b, c.oob)
 		if err != nil {
 			return n, addr, err
 		}
+		c.drained = c.batchSleep > 0 && !c.pending()
+		t, drops, ok := parseCmsgs(c.oob[:oobn])
+		if drops != 0 {
+			c.drops.Store(drops)
+		}
 		if c.tap != nil && classify(b[:n]) == kindRTP {
-			t, ok := kernelTime(c.oob[:oobn])
 			if !ok {
 				t = time.Now().UnixNano()
 			}
-			if !c.tap(t, b[:n]) {
+			if !c.tap(t, addr, b[:n]) {
 				continue
 			}
 		}
@@ -110,10 +141,11 @@ func (c *tapConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return c.WriteToAddrPort(b, ua.AddrPort())
 }
 
-// kernelTime finds SCM_TIMESTAMPNS in a control message buffer (cmsg(3):
-// a cmsghdr of Len, Level, Type, then the data, each message aligned to the
-// word size) and returns it as Unix nanoseconds.
-func kernelTime(oob []byte) (int64, bool) {
+// parseCmsgs reads the control messages of one datagram (cmsg(3): a
+// cmsghdr of Len, Level, Type, then the data, each message aligned to the
+// word size): SCM_TIMESTAMPNS as Unix nanoseconds (ok tells it was there)
+// and SO_RXQ_OVFL, the socket's running count of dropped datagrams.
+func parseCmsgs(oob []byte) (t int64, drops uint32, ok bool) {
 	const align = 8 // sizeof(size_t) on the 64-bit Linux this tool targets
 	const hdr = 16  // Len uint64, Level int32, Type int32
 	for len(oob) >= hdr {
@@ -121,18 +153,21 @@ func kernelTime(oob []byte) (int64, bool) {
 		level := int32(binary.NativeEndian.Uint32(oob[8:]))
 		typ := int32(binary.NativeEndian.Uint32(oob[12:]))
 		if l < hdr || l > len(oob) {
-			return 0, false
+			return t, drops, ok
 		}
-		if level == syscall.SOL_SOCKET && typ == syscall.SCM_TIMESTAMPNS && l >= hdr+16 {
+		switch {
+		case level == syscall.SOL_SOCKET && typ == syscall.SCM_TIMESTAMPNS && l >= hdr+16:
 			sec := int64(binary.NativeEndian.Uint64(oob[hdr:]))
 			nsec := int64(binary.NativeEndian.Uint64(oob[hdr+8:]))
-			return sec*int64(time.Second) + nsec, true
+			t, ok = sec*int64(time.Second)+nsec, true
+		case level == syscall.SOL_SOCKET && typ == syscall.SO_RXQ_OVFL && l >= hdr+4:
+			drops = binary.NativeEndian.Uint32(oob[hdr:])
 		}
 		next := (l + align - 1) &^ (align - 1)
 		if next > len(oob) {
-			return 0, false
+			return t, drops, ok
 		}
 		oob = oob[next:]
 	}
-	return 0, false
+	return t, drops, ok
 }

@@ -25,20 +25,23 @@ func cmsg(level, typ int32, data []byte) []byte {
 	return b
 }
 
-func TestKernelTimeParsesCmsg(t *testing.T) {
+func TestParseCmsgs(t *testing.T) {
 	ts := make([]byte, 16)
 	binary.NativeEndian.PutUint64(ts, 1700000000)
 	binary.NativeEndian.PutUint64(ts[8:], 123456789)
 	other := cmsg(syscall.SOL_IP, 8, []byte{1, 2, 3, 4}) // e.g. IP_PKTINFO-ish, padded
 	oob := append(other, cmsg(syscall.SOL_SOCKET, syscall.SCM_TIMESTAMPNS, ts)...)
-	got, ok := kernelTime(oob)
-	if !ok || got != 1700000000*int64(time.Second)+123456789 {
-		t.Errorf("got %d %v", got, ok)
+	drops := make([]byte, 4)
+	binary.NativeEndian.PutUint32(drops, 17)
+	oob = append(oob, cmsg(syscall.SOL_SOCKET, syscall.SO_RXQ_OVFL, drops)...)
+	got, d, ok := parseCmsgs(oob)
+	if !ok || got != 1700000000*int64(time.Second)+123456789 || d != 17 {
+		t.Errorf("got %d %d %v", got, d, ok)
 	}
-	if _, ok := kernelTime(other); ok {
+	if _, _, ok := parseCmsgs(other); ok {
 		t.Error("found a timestamp where there is none")
 	}
-	if _, ok := kernelTime(oob[:20]); ok {
+	if _, _, ok := parseCmsgs(oob[:20]); ok {
 		t.Error("truncated buffer accepted")
 	}
 }
@@ -47,7 +50,7 @@ func TestTapConnStampsRTPAndPassesTheRest(t *testing.T) {
 	var mu sync.Mutex
 	var stamps []int64
 	var seqs []uint16
-	c, err := listenTap(func(ts int64, b []byte) bool {
+	c, err := listenTap(func(ts int64, _ netip.AddrPort, b []byte) bool {
 		h, err := parseRTPHeader(b, true)
 		if err != nil {
 			t.Error(err)
@@ -57,7 +60,7 @@ func TestTapConnStampsRTPAndPassesTheRest(t *testing.T) {
 		stamps = append(stamps, ts)
 		seqs = append(seqs, h.Seq)
 		return h.Seq%2 == 0 // pass even packets on
-	})
+	}, time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +114,7 @@ func TestTapConnStampsRTPAndPassesTheRest(t *testing.T) {
 }
 
 func TestTapConnRefusesNonLoopback(t *testing.T) {
-	c, err := listenTap(nil)
+	c, err := listenTap(nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
