@@ -165,16 +165,17 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		}
 	}
 	if o.Peers {
-		r.Encoder = bridgeEncoder()
-		log.Info("peers", "settings", r.Encoder)
-		sp, err := makeSpeech(ctx, filepath.Join(out, "speech"), utteranceTexts, r.Encoder.InRate, o.PeerSeconds)
-		if err != nil {
-			r.Errors = append(r.Errors, err.Error())
-		} else {
+		for _, e := range []encSettings{bridgeEncoder(), referenceEncoder()} {
+			log.Info("peers", "settings", e)
+			sp, err := makeSpeech(ctx, filepath.Join(out, "speech"), utteranceTexts, e.InRate, o.PeerSeconds)
+			if err != nil {
+				r.Errors = append(r.Errors, err.Error())
+				break
+			}
 			r.PeerAudio, r.PeerRepeats = sp.Seconds, o.PeerRepeats
-			r.Peers = runPeers(ctx, r.Encoder, sp, o.PeerRepeats)
-			r.Ratios = ratios(r)
+			r.PeerSets = append(r.PeerSets, peerSet{Encoder: e, Peers: runPeers(ctx, e, sp, o.PeerRepeats)})
 		}
+		r.Ratios = ratios(r)
 	}
 	return nil
 }
@@ -273,9 +274,12 @@ func ratios(r *report) []ratio {
 		bs = append(bs, basis{fmt.Sprintf("%.0f%% duty, %d calls, per speech s", 100*f.Duty, f.Calls), f.CPUPerSpeechS})
 		bs = append(bs, basis{fmt.Sprintf("%.0f%% duty, %d calls, per call s", 100*f.Duty, f.Calls), f.CPUPerWireS})
 	}
+	if len(r.PeerSets) == 0 {
+		return nil
+	}
 	var out []ratio
 	for _, b := range bs {
-		for _, p := range r.Peers {
+		for _, p := range r.PeerSets[0].Peers {
 			if p.Err != "" || p.PerAudioS <= 0 {
 				continue
 			}

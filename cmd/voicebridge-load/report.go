@@ -24,10 +24,9 @@ type report struct {
 	SearchMax   int          `json:"search_max"`
 	Final       *runReport   `json:"final,omitempty"`
 	Continuous  *runReport   `json:"continuous_speech,omitempty"`
-	Encoder     encSettings  `json:"encoder"`
 	PeerAudio   float64      `json:"peer_audio_s"`
 	PeerRepeats int          `json:"peer_repeats"`
-	Peers       []peerResult `json:"peers"`
+	PeerSets    []peerSet    `json:"peer_sets"` // the first at voicebridge's settings
 	Ratios      []ratio      `json:"ratios"`
 	Errors      []string     `json:"errors,omitempty"`
 }
@@ -41,6 +40,12 @@ type machineInfo struct {
 	LoadStart string  `json:"loadavg_start"`
 	LoadEnd   string  `json:"loadavg_end"`
 	OtherCPU  float64 `json:"other_cpu_cores_final"`
+}
+
+// peerSet is every peer measured at one encoder setting.
+type peerSet struct {
+	Encoder encSettings  `json:"encoder"`
+	Peers   []peerResult `json:"peers"`
 }
 
 // ratio is voicebridge's cost over a peer's, per audio-second.
@@ -121,13 +126,13 @@ func printReport(w io.Writer, r *report) {
 	if r.Continuous != nil {
 		printRun(w, "continuous speech (cost)", r.Continuous)
 	}
-	if len(r.Peers) > 0 {
-		e := r.Encoder
-		fmt.Fprintf(w, "\npeers: CPU-seconds per audio-second, the same %.0f s of espeak-ng speech at %d Hz, Opus %s %d bit/s complexity %d vbr=%t fec=%t dtx=%t, 20 ms, RTP to loopback (median of %d)\n",
-			r.PeerAudio, e.InRate, e.App, e.Bitrate, e.Complexity, e.VBR, e.FEC, e.DTX, r.PeerRepeats)
+	for _, set := range r.PeerSets {
+		e := set.Encoder
+		fmt.Fprintf(w, "\npeers at %s: CPU-seconds per audio-second, the same %.0f s of espeak-ng speech at %d Hz, Opus %s %d bit/s complexity %d vbr=%t fec=%t dtx=%t, 20 ms, RTP to loopback (median of %d)\n",
+			e.Source, r.PeerAudio, e.InRate, e.App, e.Bitrate, e.Complexity, e.VBR, e.FEC, e.DTX, r.PeerRepeats)
 		tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "peer\tCPU s/audio s\tmarginal (no start-up)\trepeats (CPU s)\tframes/RTP packets\t")
-		for _, p := range r.Peers {
+		for _, p := range set.Peers {
 			if p.Err != "" {
 				fmt.Fprintf(tw, "%s\tfailed: %s\t\t\t\t\n", p.Name, p.Err)
 				continue
