@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -26,7 +27,7 @@ type target struct {
 	log  *os.File
 }
 
-var errNotReady = errors.New("load: bridge did not become healthy")
+var errNotReady = errors.New("load: process did not become ready")
 
 // buildBridge builds ./cmd/voicebridge of the module at root into bin.
 func buildBridge(ctx context.Context, root, bin string) error {
@@ -52,12 +53,34 @@ func freeLoopbackPort() (int, error) {
 // startBridge runs bin on a free loopback port with extra flags, its output
 // going to logPath, and waits for /healthz.
 func startBridge(ctx context.Context, bin string, extra []string, logPath string) (*target, error) {
+	return startProc(ctx, bin, nil, extra, logPath, waitHealthy)
+}
+
+// startTTS runs "bin tts-server" (the embedded TTS alone) on a free loopback
+// port and waits until it accepts connections; Base is then its ws:// URL
+// of the Faseeh path.
+func startTTS(ctx context.Context, bin string, logPath string) (*target, error) {
+	t, err := startProc(ctx, bin, []string{"tts-server"}, nil, logPath, waitListening)
+	if err != nil {
+		return nil, err
+	}
+	t.Base = "ws" + strings.TrimPrefix(t.Base, "http") + ttsPath
+	return t, nil
+}
+
+// ttsPath is the Faseeh dialect's path on the embedded TTS server.
+const ttsPath = "/api/v1/text-to-speech"
+
+// startProc runs bin with pre, then -listen on a free loopback port, then
+// extra, and waits for ready.
+func startProc(ctx context.Context, bin string, pre, extra []string, logPath string,
+	ready func(ctx context.Context, base string, exited <-chan error, limit time.Duration) error) (*target, error) {
 	port, err := freeLoopbackPort()
 	if err != nil {
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	args := append([]string{"-listen", addr}, extra...)
+	args := append(append(append([]string{}, pre...), "-listen", addr), extra...)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -75,11 +98,31 @@ func startBridge(ctx context.Context, bin string, extra []string, logPath string
 	}
 	t := &target{Base: "http://" + addr, PID: cmd.Process.Pid, cmd: cmd, done: make(chan error, 1), log: lf}
 	go func() { t.done <- cmd.Wait() }()
-	if err := waitHealthy(ctx, t.Base, t.done, 30*time.Second); err != nil {
+	if err := ready(ctx, t.Base, t.done, 30*time.Second); err != nil {
 		t.stop()
-		return nil, fmt.Errorf("%w (log: %s): %v", errNotReady, logPath, err)
+		return nil, fmt.Errorf("%w: %s %s (log: %s): %v", errNotReady, bin, strings.Join(args, " "), logPath, err)
 	}
 	return t, nil
+}
+
+// waitListening waits until base's port accepts TCP connections.
+func waitListening(ctx context.Context, base string, exited <-chan error, limit time.Duration) error {
+	addr := strings.TrimPrefix(base, "http://")
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("exited: %v", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return nil
+		}
+	}
+	return errors.New("timed out")
 }
 
 // bridgeEnv drops VOICEBRIDGE_* variables so that only the flags this tool

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"time"
 )
 
@@ -24,15 +23,11 @@ const quietAfter = 700 * time.Millisecond
 // its speech on the wire (first to last speech packet, plus one frame), so
 // the bots can keep their duty cycle without watching every call.
 func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, error) {
-	tgt := &target{Base: o.URL}
-	if o.URL == "" {
-		var err error
-		tgt, err = startBridge(ctx, o.Bin, o.BridgeArgs, filepath.Join(o.OutDir, "logs", "calibrate.log"))
-		if err != nil {
-			return nil, err
-		}
-		defer tgt.stop()
+	tgt, tts, err := startTarget(ctx, o, "calibrate")
+	if err != nil {
+		return nil, err
 	}
+	defer func() { tgt.stop(); tts.stop() }()
 	hc := &http.Client{Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
 	rx, err := newRxSocket(o.BatchSleep)

@@ -52,6 +52,7 @@ type options struct {
 	Timeout                        time.Duration
 	CPUProfile                     string
 	BatchSleep                     time.Duration
+	TTS                            string
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	fs.StringVar(&o.Token, "token", "", "API token of the bridge at -url")
 	fs.StringVar(&o.Root, "root", ".", "module root to build ./cmd/voicebridge from")
 	fs.StringVar(&o.Bin, "bin", "", "voicebridge binary to run (default: build it into -out/bin)")
+	fs.StringVar(&o.TTS, "tts", "separate", "embedded TTS: separate (its own process, \"voicebridge tts-server\", so its CPU is not the bridge's) or inprocess")
 	fs.StringVar(&o.BridgeArgs, "bridge-args", "", "extra flags for the bridge, space separated")
 	fs.StringVar(&o.Out, "out", "bench-results", "directory for JSON results and logs")
 	fs.IntVar(&o.Calls, "calls", 0, "measure this many calls only (no search)")
@@ -116,6 +118,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	if o.Duty <= 0 || o.Duty > 1 {
 		return fmt.Errorf("%w: -duty must be in (0, 1]", errFlags)
 	}
+	if o.TTS != "separate" && o.TTS != "inprocess" {
+		return fmt.Errorf("%w: -tts %q", errFlags, o.TTS)
+	}
 	modes, err := parseModes(o.Drive)
 	if err != nil {
 		return err
@@ -146,7 +151,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		Warmup: o.Warmup, Window: o.Window, Concurrency: o.Concurrent, Sample: o.Sample, BatchSleep: o.BatchSleep,
 		Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery, Token: o.Token},
 		Modes: modes, Forms: forms,
-		URL: o.URL, PID: o.PID, Bin: bin, BridgeArgs: strings.Fields(o.BridgeArgs), OutDir: out, Log: log,
+		URL: o.URL, PID: o.PID, Bin: bin, SeparateTTS: o.TTS == "separate", BridgeArgs: strings.Fields(o.BridgeArgs), OutDir: out, Log: log,
 	}
 	defer func() {
 		r.Finished = time.Now()

@@ -102,15 +102,15 @@ func printReport(w io.Writer, r *report) {
 	if len(r.Search) > 0 {
 		fmt.Fprintf(w, "\nsearch for the largest N with pacing p99 ≤ 2 ms and no late frames (each probe a fresh bridge):\n")
 		tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "N\tpass\tpacing p50\tp99\tmax ms\tlate br/rx\tgaps\tskips\trx pkts %\tduty\tbridge cores\tgen cores\tother cores\tCPU ms/call·s\tRSS KiB/call\tgor/call\t")
+		fmt.Fprintln(tw, "N\tpass\tpacing p50\tp99\tmax ms\tlate br/rx\tgaps\tskips\trx pkts %\tduty\tbridge cores\tgen cores\ttts cores\tother cores\tCPU ms/call·s\tRSS KiB/call\tgor/call\t")
 		for _, p := range r.Search {
 			rx := 0.0
 			if p.Expected > 0 {
 				rx = 100 * float64(p.Packets) / float64(p.Expected)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.0f/%d\t%d\t%d\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t%.1f\t\n",
+			fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.0f/%d\t%d\t%d\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t%.1f\t\n",
 				p.Calls, yesNo(p.Pass), p.PacingP50, p.PacingP99, p.PacingMax, p.BridgeLate, p.RxLate, p.Gaps, p.Skips, rx, 100*p.DutyMeas,
-				p.BridgeCPU, p.GenCPU, p.OtherCPU, p.CPUPerCallMs, p.RSSPerCallKiB, p.GorPerCall)
+				p.BridgeCPU, p.GenCPU, p.TTSCPU, p.OtherCPU, p.CPUPerCallMs, p.RSSPerCallKiB, p.GorPerCall)
 		}
 		tw.Flush()
 		for _, p := range r.Search {
@@ -174,7 +174,7 @@ func printRun(w io.Writer, title string, p *runReport) {
 	a := p.Audio
 	row("decoded sample", fmt.Sprintf("%d calls: %d speech frames, %.0f%% above %d dBFS, mean %.1f dBFS; %d silence frames, loudest %.1f dBFS; %d decode errors",
 		a.Calls, a.SpeechFrames, 100*a.LoudFrac, loudDBFS, a.SpeechDBFS, a.SilenceFr, a.SilenceMaxDB, a.DecodeErrs))
-	row("CPU, cores busy: bridge / generator / rest of machine", fmt.Sprintf("%.3f / %.3f / %.3f", p.BridgeCPU, p.GenCPU, p.OtherCPU))
+	row("CPU, cores busy: bridge / load generator / TTS server / rest of machine", fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", p.BridgeCPU, p.GenCPU, p.TTSCPU, p.OtherCPU))
 	if len(p.OtherProcs) > 0 {
 		var ps []string
 		for _, o := range p.OtherProcs {
