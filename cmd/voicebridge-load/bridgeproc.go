@@ -22,9 +22,10 @@ type target struct {
 	Base string // http://127.0.0.1:port
 	PID  int    // 0 when unknown
 
-	cmd  *exec.Cmd
-	done chan error
-	log  *os.File
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when the process has exited
+	exitErr error         // set before done is closed
+	log     *os.File
 }
 
 var errNotReady = errors.New("load: process did not become ready")
@@ -74,7 +75,7 @@ const ttsPath = "/api/v1/text-to-speech"
 // startProc runs bin with pre, then -listen on a free loopback port, then
 // extra, and waits for ready.
 func startProc(ctx context.Context, bin string, pre, extra []string, logPath string,
-	ready func(ctx context.Context, base string, exited <-chan error, limit time.Duration) error) (*target, error) {
+	ready func(ctx context.Context, base string, exited func() (bool, error), limit time.Duration) error) (*target, error) {
 	port, err := freeLoopbackPort()
 	if err != nil {
 		return nil, err
@@ -96,26 +97,39 @@ func startProc(ctx context.Context, bin string, pre, extra []string, logPath str
 		lf.Close()
 		return nil, err
 	}
-	t := &target{Base: "http://" + addr, PID: cmd.Process.Pid, cmd: cmd, done: make(chan error, 1), log: lf}
-	go func() { t.done <- cmd.Wait() }()
-	if err := ready(ctx, t.Base, t.done, 30*time.Second); err != nil {
+	t := &target{Base: "http://" + addr, PID: cmd.Process.Pid, cmd: cmd, done: make(chan struct{}), log: lf}
+	go func() {
+		t.exitErr = cmd.Wait()
+		close(t.done)
+	}()
+	if err := ready(ctx, t.Base, t.exited, 30*time.Second); err != nil {
 		t.stop()
 		return nil, fmt.Errorf("%w: %s %s (log: %s): %v", errNotReady, bin, strings.Join(args, " "), logPath, err)
 	}
 	return t, nil
 }
 
+// exited reports whether the process has exited, and its exit error.
+
+func (t *target) exited() (bool, error) {
+	select {
+	case <-t.done:
+		return true, t.exitErr
+	default:
+		return false, nil
+	}
+}
+
 // waitListening waits until base's port accepts TCP connections.
-func waitListening(ctx context.Context, base string, exited <-chan error, limit time.Duration) error {
+func waitListening(ctx context.Context, base string, exited func() (bool, error), limit time.Duration) error {
 	addr := strings.TrimPrefix(base, "http://")
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
-		case <-ctx.Done():
+		if !sleepUntil(ctx, time.Now().Add(100*time.Millisecond)) {
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		}
+		if ok, err := exited(); ok {
+			return fmt.Errorf("exited: %v", err)
 		}
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			c.Close()
@@ -138,16 +152,16 @@ func bridgeEnv(env []string) []string {
 	return out
 }
 
-func waitHealthy(ctx context.Context, base string, exited <-chan error, limit time.Duration) error {
+func waitHealthy(ctx context.Context, base string, exited func() (bool, error), limit time.Duration) error {
 	hc := &http.Client{Timeout: time.Second}
+	defer hc.CloseIdleConnections()
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-exited:
-			return fmt.Errorf("exited: %v", err)
-		case <-ctx.Done():
+		if !sleepUntil(ctx, time.Now().Add(100*time.Millisecond)) {
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		}
+		if ok, err := exited(); ok {
+			return fmt.Errorf("exited: %v", err)
 		}
 		resp, err := hc.Get(base + "/healthz")
 		if err == nil {

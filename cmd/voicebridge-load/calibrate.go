@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 )
 
 // utteranceTexts are what the bots say: Arabic, like the default voice, of
@@ -77,4 +78,14 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 		}
 	}
 	return out, nil
+}
+
+// estimateUtterances guesses durations at 12 characters per second, for
+// runs without calibration.
+func estimateUtterances(texts []string) []utterance {
+	out := make([]utterance, len(texts))
+	for i, t := range texts {
+		out[i] = utterance{Text: t, Duration: time.Duration(utf8.RuneCountInString(t)) * time.Second / 12}
+	}
+	return out
 }

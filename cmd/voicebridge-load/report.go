@@ -18,6 +18,7 @@ type report struct {
 	Machine     machineInfo  `json:"machine"`
 	Settings    any          `json:"settings"`
 	Utterances  []utterance  `json:"utterances"`
+	Calibrated  bool         `json:"utterances_calibrated"`
 	Search      []*runReport `json:"search"`
 	Steps       []searchStep `json:"search_steps"`
 	MaxN        int          `json:"max_calls_passing"`
@@ -97,7 +98,11 @@ func printReport(w io.Writer, r *report) {
 		for _, u := range r.Utterances {
 			ds = append(ds, fmt.Sprintf("%.2f s", u.Duration.Seconds()))
 		}
-		fmt.Fprintf(w, "utterances (calibrated speech on the wire): %s\n", strings.Join(ds, ", "))
+		how := "estimated at 12 characters/s"
+		if r.Calibrated {
+			how = "calibrated: speech on the wire"
+		}
+		fmt.Fprintf(w, "utterances (%s): %s\n", how, strings.Join(ds, ", "))
 	}
 	if len(r.Search) > 0 {
 		fmt.Fprintf(w, "\nsearch for the largest N with pacing p99 ≤ 2 ms and no late frames (each probe a fresh bridge):\n")
