@@ -179,25 +179,30 @@ func (b *bot) run(ctx context.Context) {
 			continue
 		}
 		if b.cfg.BargeEvery > 0 && (b.call.Index+k)%b.cfg.BargeEvery == b.cfg.BargeEvery-1 {
-			b.barge(ctx, start, u)
+			if at := b.barge(ctx, start, u); !at.IsZero() {
+				// The utterance was cut: keep the duty cycle on what was said.
+				next = start.Add(time.Duration(float64(at.Sub(start)) / b.cfg.Duty))
+			}
 		}
 	}
 }
 
 // barge interrupts the utterance about 40% into its speech, once speech is
-// playing, and measures clear → last speech packet.
-func (b *bot) barge(ctx context.Context, start time.Time, u utterance) {
+// playing, and measures clear → last speech packet. It returns when it sent
+// the clear (zero if it did not).
+func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time {
 	deadline := start.Add(5*time.Second + u.Duration)
 	// Wait for speech to start, then 40% of the utterance.
 	for b.call.Stats.awaitFrom.Load() != 0 {
 		if !sleepUntil(ctx, time.Now().Add(20*time.Millisecond)) || time.Now().After(deadline) {
-			return
+			return time.Time{}
 		}
 	}
 	if !sleepUntil(ctx, time.Now().Add(u.Duration*2/5)) {
-		return
+		return time.Time{}
 	}
-	at := time.Now().UnixNano()
+	clearAt := time.Now()
+	at := clearAt.UnixNano()
 	playing := b.call.Stats.lastSpeech.Load() >= at-int64(frameDuration+5*time.Millisecond)
 	err := b.clear(ctx)
 	b.res.mu.Lock()
@@ -208,18 +213,19 @@ func (b *bot) barge(ctx context.Context, start time.Time, u utterance) {
 	b.res.mu.Unlock()
 	if err != nil {
 		b.res.fail("clear", err)
-		return
+		return time.Time{}
 	}
 	if !sleepUntil(ctx, time.Now().Add(400*time.Millisecond)) {
-		return
+		return clearAt
 	}
 	b.res.mu.Lock()
 	defer b.res.mu.Unlock()
 	if !playing {
 		b.res.BargeNA++
-		return
+		return clearAt
 	}
 	b.res.Barge = append(b.res.Barge, max(0, time.Duration(b.call.Stats.lastSpeech.Load()-at)))
+	return clearAt
 }
 
 func (b *bot) text(ctx context.Context, text string) error {
