@@ -91,7 +91,9 @@ func startProc(ctx context.Context, bin string, pre, extra []string, logPath str
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	// Only loopback and a clean environment for the bridge's own variables.
+	// If this tool dies, so does what it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	// No VOICEBRIDGE_* variables from this environment: only our flags.
 	cmd.Env = bridgeEnv(os.Environ())
 	if err := cmd.Start(); err != nil {
 		lf.Close()
@@ -102,10 +104,15 @@ func startProc(ctx context.Context, bin string, pre, extra []string, logPath str
 		t.exitErr = cmd.Wait()
 		close(t.done)
 	}()
+	// This tool may run reniced (-nice); what it measures runs at the
+	// normal priority. Threads started before the first pass are caught by
+	// the second.
+	_ = renice(t.PID, 0)
 	if err := ready(ctx, t.Base, t.exited, 30*time.Second); err != nil {
 		t.stop()
 		return nil, fmt.Errorf("%w: %s %s (log: %s): %v", errNotReady, bin, strings.Join(args, " "), logPath, err)
 	}
+	_ = renice(t.PID, 0)
 	return t, nil
 }
 

@@ -191,3 +191,28 @@ func busiest(before, after procSnapshot, wall time.Duration, skip map[int]bool, 
 	slices.SortFunc(out, func(x, y busyProc) int { return cmp.Compare(y.Cores, x.Cores) })
 	return out[:min(n, len(out))]
 }
+
+// renice sets the nice value of every thread of process pid (0: this
+// process). Linux applies nice per thread, and a new thread inherits its
+// creator's, so this walks /proc/PID/task.
+func renice(pid, nice int) error {
+	dir := "/proc/self/task"
+	if pid > 0 {
+		dir = fmt.Sprintf("/proc/%d/task", pid)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	var first error
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

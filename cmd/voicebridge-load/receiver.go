@@ -46,9 +46,11 @@ func newRxSocket(batchSleep time.Duration) (*rxSocket, error) {
 
 // tap accounts one RTP packet; it runs on the mux's reading goroutine.
 func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
+	// The read lock is held while the call's stats change, so that freeze
+	// can stop all accounting before the stats are read.
 	r.mu.RLock()
+	defer r.mu.RUnlock()
 	c := r.calls[from]
-	r.mu.RUnlock()
 	if c == nil {
 		r.unknown.Add(1)
 		return true // Pion drops what it does not know
@@ -78,6 +80,14 @@ func (r *rxSocket) unregister(c *callClient) {
 			delete(r.calls, a)
 		}
 	}
+}
+
+// freeze forgets every call: once it returns, no call's stats change any
+// more and they may be read from any goroutine.
+func (r *rxSocket) freeze() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.calls)
 }
 
 // close closes the mux and with it the socket. Calls are closed first.

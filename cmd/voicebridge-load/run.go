@@ -189,8 +189,9 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	// Let receivers drain the window's last packets.
+	// Let receivers drain the window's last packets, then stop accounting.
 	time.Sleep(100 * time.Millisecond)
+	rx.freeze()
 
 	wall := time.Duration(win.end.Load() - win.start.Load())
 	rep.WindowS = wall.Seconds()

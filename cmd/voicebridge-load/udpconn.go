@@ -9,7 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
+
+	"golang.org/x/net/ipv4"
 )
 
 // errNotLoopback refuses a datagram to an address outside 127.0.0.0/8 or
@@ -21,9 +22,6 @@ var errNotLoopback = errors.New("load: refusing to send outside loopback")
 // must not lose them to a full buffer. Losses are counted (SO_RXQ_OVFL).
 const rcvBuf = 16 << 20
 
-// fionread is SIOCINQ: the size of the next pending datagram, 0 if none.
-const fionread = 0x541B
-
 // tapConn is the UDP socket the receiving calls share, handed to Pion
 // through an ICE UDP mux. Each datagram is stamped with its kernel receive
 // time (SO_TIMESTAMPNS) before Pion sees it; RTP packets go to tap, which
@@ -31,22 +29,26 @@ const fionread = 0x541B
 // that only counts: its SRTP is then never decrypted). Writes outside
 // loopback are refused.
 //
-// Because the receive time comes from the kernel, reading may lag: when the
-// queue is empty the reader sleeps batchSleep and then takes everything
-// that arrived meanwhile, instead of waking for each of thousands of
-// packets a second.
+// Because the receive time comes from the kernel, reading may lag: the
+// reader takes up to a batch of datagrams per system call (recvmmsg), and
+// when a read did not fill the batch it sleeps batchSleep before the next,
+// instead of waking for each of thousands of packets a second.
 //
 // Only one goroutine reads (the mux's); writes may come from any.
 type tapConn struct {
 	*net.UDPConn
 	tap        func(t int64, from netip.AddrPort, b []byte) (pass bool)
 	batchSleep time.Duration
-	rc         syscall.RawConn
-	oob        []byte
+	pc         *ipv4.PacketConn
+	msgs       []ipv4.Message
+	queue      []int // indexes into msgs still to hand to Pion
 	drained    bool
 	refused    atomic.Uint64
 	drops      atomic.Uint32 // datagrams the kernel dropped (SO_RXQ_OVFL)
 }
+
+// batch is how many datagrams one read takes at most.
+const batch = 64
 
 // listenTap opens a timestamping UDP socket on 127.0.0.1 with a free port.
 func listenTap(tap func(int64, netip.AddrPort, []byte) bool, batchSleep time.Duration) (*tapConn, error) {
@@ -74,44 +76,61 @@ func listenTap(tap func(int64, netip.AddrPort, []byte) bool, batchSleep time.Dur
 		c.Close()
 		return nil, fmt.Errorf("load: SO_TIMESTAMPNS: %w", err)
 	}
-	return &tapConn{UDPConn: c, tap: tap, batchSleep: batchSleep, rc: rc, oob: make([]byte, 128)}, nil
-}
-
-// pending reports whether a datagram is waiting (SIOCINQ).
-func (c *tapConn) pending() bool {
-	var n int32
-	_ = c.rc.Control(func(fd uintptr) {
-		_, _, _ = syscall.Syscall(syscall.SYS_IOCTL, fd, fionread, uintptr(unsafe.Pointer(&n)))
-	})
-	return n > 0
+	t := &tapConn{UDPConn: c, tap: tap, batchSleep: batchSleep, pc: ipv4.NewPacketConn(c), msgs: make([]ipv4.Message, batch)}
+	for i := range t.msgs {
+		t.msgs[i].Buffers = [][]byte{make([]byte, 1500)}
+		t.msgs[i].OOB = make([]byte, 128)
+	}
+	return t, nil
 }
 
 // ReadFromAddrPort implements ice.AddrPortReaderWriter: it returns the next
 // datagram that Pion should see.
 func (c *tapConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
+		if len(c.queue) > 0 {
+			m := &c.msgs[c.queue[0]]
+			c.queue = c.queue[1:]
+			if ua, _ := m.Addr.(*net.UDPAddr); ua != nil {
+				return copy(b, m.Buffers[0][:m.N]), ua.AddrPort(), nil
+			}
+			continue
+		}
 		if c.drained && c.batchSleep > 0 {
 			time.Sleep(c.batchSleep)
 		}
-		n, oobn, _, addr, err := c.UDPConn.ReadMsgUDPAddrPort(b, c.oob)
+		n, err := c.pc.ReadBatch(c.msgs, 0)
 		if err != nil {
-			return n, addr, err
+			return 0, netip.AddrPort{}, err
 		}
-		c.drained = c.batchSleep > 0 && !c.pending()
-		t, drops, ok := parseCmsgs(c.oob[:oobn])
-		if drops != 0 {
-			c.drops.Store(drops)
-		}
-		if c.tap != nil && classify(b[:n]) == kindRTP {
-			if !ok {
-				t = time.Now().UnixNano()
-			}
-			if !c.tap(t, addr, b[:n]) {
-				continue
+		c.drained = n < len(c.msgs)
+		c.queue = c.queue[:0]
+		for i := range n {
+			if c.take(&c.msgs[i]) {
+				c.queue = append(c.queue, i)
 			}
 		}
-		return n, addr, nil
 	}
+}
+
+// take accounts one datagram and reports whether Pion should get it.
+func (c *tapConn) take(m *ipv4.Message) bool {
+	t, drops, ok := parseCmsgs(m.OOB[:m.NN])
+	if drops != 0 {
+		c.drops.Store(drops)
+	}
+	data := m.Buffers[0][:m.N]
+	if c.tap == nil || classify(data) != kindRTP {
+		return true
+	}
+	if !ok {
+		t = time.Now().UnixNano()
+	}
+	var from netip.AddrPort
+	if ua, _ := m.Addr.(*net.UDPAddr); ua != nil {
+		from = ua.AddrPort()
+	}
+	return c.tap(t, from, data)
 }
 
 // ReadFrom implements net.PacketConn.
