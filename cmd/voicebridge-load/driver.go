@@ -31,6 +31,9 @@ func (m driveMode) String() string {
 	return "http"
 }
 
+// idleBefore: a call is silent if its last speech packet is this old.
+const idleBefore = 100 * time.Millisecond
+
 // utterance is a sentence the bots say and how long the bridge takes to
 // play it (calibrated once per run of the tool).
 type utterance struct {
@@ -159,7 +162,13 @@ func (b *bot) run(ctx context.Context) {
 		u := us[(b.call.Index+k)%len(us)]
 		start := time.Now()
 		next = start.Add(b.cfg.period(u))
-		if b.call.Stats.awaitFrom.Swap(start.UnixNano()) != 0 {
+		// Text → first speech is measured only from silence: while the
+		// call still speaks, the next speech packet says nothing about it.
+		arm := start.UnixNano()
+		if b.call.Stats.lastSpeech.Load() > arm-int64(idleBefore) {
+			arm = 0
+		}
+		if b.call.Stats.awaitFrom.Swap(arm) != 0 {
 			b.res.mu.Lock()
 			b.res.Missed++
 			b.res.mu.Unlock()
