@@ -43,7 +43,7 @@ type utterance struct {
 
 // driveConfig is the bot behaviour shared by every call of a run.
 type driveConfig struct {
-	Duty       float64 // fraction of the time speaking, 0 < Duty ≤ 1
+	Duty       float64 // fraction of the time speaking, 0 ≤ Duty ≤ 1 (0: idle calls)
 	BargeEvery int     // interrupt every k-th utterance of a call (0: never)
 	Utterances []utterance
 	Token      string
@@ -57,7 +57,7 @@ type driveResult struct {
 	Clears    int
 	ClearErrs int
 	Missed    int             // texts whose speech never reached the receiver before the next text
-	Barge     []time.Duration // clear sent → last speech packet received
+	Barge     []time.Duration // clear sent → last speech packet received (signed)
 	BargeNA   int             // clears sent when nothing was playing (not measured)
 	Events    map[string]int  // bot WebSocket events by type
 	FirstErr  string
@@ -152,6 +152,10 @@ func (c *driveConfig) period(u utterance) time.Duration {
 // started every Duration/Duty, the first after a random offset so calls do
 // not speak in step.
 func (b *bot) run(ctx context.Context) {
+	if b.cfg.Duty == 0 { // an idle call: the bot never speaks
+		<-ctx.Done()
+		return
+	}
 	us := b.cfg.Utterances
 	first := b.cfg.period(us[b.call.Index%len(us)])
 	next := time.Now().Add(time.Duration(b.rng.Int64N(int64(first))))
@@ -213,6 +217,9 @@ func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time
 	clearAt := time.Now()
 	at := clearAt.UnixNano()
 	playing := b.call.Stats.lastSpeech.Load() >= at-int64(frameDuration+5*time.Millisecond)
+	if playing {
+		b.call.Stats.expectSilence(at)
+	}
 	err := b.clear(ctx)
 	b.res.mu.Lock()
 	b.res.Clears++
@@ -233,7 +240,9 @@ func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time
 		b.res.BargeNA++
 		return clearAt
 	}
-	b.res.Barge = append(b.res.Barge, max(0, time.Duration(b.call.Stats.lastSpeech.Load()-at)))
+	// Signed: negative when the last speech packet left before the clear
+	// was sent (the very next frame was silence).
+	b.res.Barge = append(b.res.Barge, time.Duration(b.call.Stats.lastSpeech.Load()-at))
 	return clearAt
 }
 

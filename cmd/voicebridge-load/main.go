@@ -45,7 +45,7 @@ type options struct {
 	Duty                           float64
 	BargeEvery, Sample, Concurrent int
 	Drive, Form                    string
-	CostCalls                      int
+	CostCalls, IdleCalls           int
 	Load, Peers                    bool
 	PeerSeconds                    float64
 	PeerRepeats                    int
@@ -78,12 +78,13 @@ func main() {
 	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "per run: time after the calls are up before measuring")
 	fs.DurationVar(&o.Window, "window", 15*time.Second, "per search probe: measured time")
 	fs.DurationVar(&o.FinalWindow, "final-window", 30*time.Second, "final run at the largest passing N: measured time (0: none)")
-	fs.Float64Var(&o.Duty, "duty", 0.4, "fraction of the time each bot speaks (0 < duty ≤ 1)")
+	fs.Float64Var(&o.Duty, "duty", 0.4, "fraction of the time each bot speaks (0 ≤ duty ≤ 1; 0: idle calls)")
 	fs.IntVar(&o.BargeEvery, "barge-every", 4, "interrupt every k-th utterance of a call with clear (0: never)")
 	fs.IntVar(&o.Sample, "sample", 4, "calls that decode their Opus to check the audio")
 	fs.IntVar(&o.Concurrent, "concurrency", 8, "calls set up at once")
 	fs.StringVar(&o.Drive, "drive", "mixed", "how bots speak: http, ws, or mixed (alternating)")
 	fs.StringVar(&o.Form, "form", "mixed", "POST /v1/calls form: json, sdp, or mixed (alternating)")
+	fs.IntVar(&o.IdleCalls, "idle-calls", 100, "calls in the idle run (no text: what an idle call costs; 0: none)")
 	fs.IntVar(&o.CostCalls, "cost-calls", 20, "calls in the continuous-speech cost run (duty 100%; 0: none)")
 	fs.BoolVar(&o.Load, "load", true, "run the bridge under load (false: only the peers)")
 	fs.BoolVar(&o.Peers, "peers", true, "measure ffmpeg, GStreamer and bare libopus on the same speech")
@@ -127,8 +128,8 @@ func main() {
 var errFlags = errors.New("load: bad flags")
 
 func run(ctx context.Context, o options, log *slog.Logger) error {
-	if o.Duty <= 0 || o.Duty > 1 {
-		return fmt.Errorf("%w: -duty must be in (0, 1]", errFlags)
+	if o.Duty < 0 || o.Duty > 1 {
+		return fmt.Errorf("%w: -duty must be in [0, 1]", errFlags)
 	}
 	if o.TTS != "separate" && o.TTS != "inprocess" {
 		return fmt.Errorf("%w: -tts %q", errFlags, o.TTS)
@@ -269,6 +270,17 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 			r.Errors = append(r.Errors, err.Error())
 		} else {
 			r.Machine.OtherCPU = rep.OtherCPU
+		}
+	}
+	if o.IdleCalls > 0 {
+		ro := base
+		ro.Drive.Duty = 0
+		ro.Calls, ro.Window, ro.Name = o.IdleCalls, o.Window, fmt.Sprintf("idle-%d", o.IdleCalls)
+		log.Info("run", "name", ro.Name)
+		rep, err := runLoad(ctx, ro)
+		r.Idle = rep
+		if err != nil {
+			r.Errors = append(r.Errors, err.Error())
 		}
 	}
 	if o.CostCalls > 0 {

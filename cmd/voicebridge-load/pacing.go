@@ -63,10 +63,12 @@ type callStats struct {
 	Unparsed uint64
 
 	// Shared with the driver.
-	lastSpeech atomic.Int64 // receive time of the newest speech packet
-	awaitFrom  atomic.Int64 // when non-zero: time text was sent; first speech after it is measured
-	mu         sync.Mutex
-	firstAudio []time.Duration // text sent → first speech packet; guarded by mu
+	lastSpeech  atomic.Int64 // receive time of the newest speech packet
+	awaitFrom   atomic.Int64 // when non-zero: time text was sent; first speech after it is measured
+	silenceFrom atomic.Int64 // when non-zero: time clear was sent; first silence after it is measured
+	mu          sync.Mutex
+	firstAudio  []time.Duration // text sent → first speech packet; guarded by mu
+	toSilence   []time.Duration // clear sent → first silence packet; guarded by mu
 }
 
 func newCallStats(w *window) *callStats {
@@ -152,6 +154,11 @@ func (c *callStats) speech(t int64, h rtpHeader, in bool) {
 		c.Markers++
 	}
 	if !c.isSpeech(h) {
+		if from := c.silenceFrom.Load(); from != 0 && t >= from && c.silenceFrom.CompareAndSwap(from, 0) {
+			c.mu.Lock()
+			c.toSilence = append(c.toSilence, time.Duration(t-from))
+			c.mu.Unlock()
+		}
 		return
 	}
 	if in {
@@ -174,5 +181,17 @@ func (c *callStats) takeFirstAudio() []time.Duration {
 	defer c.mu.Unlock()
 	out := c.firstAudio
 	c.firstAudio = nil
+	return out
+}
+
+// expectSilence arms the clear→silence measurement from sentAt (Unix ns).
+func (c *callStats) expectSilence(sentAt int64) { c.silenceFrom.Store(sentAt) }
+
+// takeToSilence returns and forgets the measured clear→silence latencies.
+func (c *callStats) takeToSilence() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.toSilence
+	c.toSilence = nil
 	return out
 }

@@ -150,3 +150,25 @@ func TestStreamResetReanchors(t *testing.T) {
 		t.Errorf("reset: gaps %d late %d max %v", f.c.Gaps, f.c.Late, f.c.Pacing.Max)
 	}
 }
+
+func TestClearToSilence(t *testing.T) {
+	f := newFeed(0, 0)
+	for k := range 5 {
+		f.send(k, 0, 13, false)
+	}
+	f.send(5, 0, 90, true)
+	f.send(6, 0, 80, false)
+	cleared := f.t0 + 6*int64(frameDuration) + int64(3*time.Millisecond)
+	f.c.expectSilence(cleared)
+	f.send(7, 0, 80, false) // a frame already on its way
+	f.send(8, 0, 13, false) // silence
+	f.send(9, 0, 13, false)
+	got := f.c.takeToSilence()
+	want := time.Duration(f.t0+8*int64(frameDuration)) - time.Duration(cleared)
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("clear → silence %v, want [%v]", got, want)
+	}
+	if len(f.c.takeToSilence()) != 0 || f.c.silenceFrom.Load() != 0 {
+		t.Error("not forgotten / still armed")
+	}
+}

@@ -25,6 +25,7 @@ type report struct {
 	SearchMax   int          `json:"search_max"`
 	Final       *runReport   `json:"final,omitempty"`
 	Continuous  *runReport   `json:"continuous_speech,omitempty"`
+	Idle        *runReport   `json:"idle,omitempty"`
 	PeerAudio   float64      `json:"peer_audio_s"`
 	PeerRepeats int          `json:"peer_repeats"`
 	PeerSets    []peerSet    `json:"peer_sets"` // the first at voicebridge's settings
@@ -128,6 +129,9 @@ func printReport(w io.Writer, r *report) {
 	if r.Final != nil {
 		printRun(w, "final run", r.Final)
 	}
+	if r.Idle != nil {
+		printRun(w, "idle calls (no text)", r.Idle)
+	}
 	if r.Continuous != nil {
 		printRun(w, "continuous speech (cost)", r.Continuous)
 	}
@@ -173,7 +177,8 @@ func printRun(w io.Writer, title string, p *runReport) {
 	row("added first-audio latency (bridge histogram: TTS byte → RTP)", fmt.Sprintf("p50 %s  p99 %s ms (n=%.0f)", f3(p.AddedFirstP50), f3(p.AddedFirstP99), p.AddedFirstN))
 	row("TTS time to first byte (bridge histogram) p50", f3(p.TTSFirstByteP50)+" ms")
 	row("text POST/WS → first speech packet at receiver", fmt.Sprintf("p50 %.1f  p99 %.1f  max %.1f ms (n=%d)", p.TextToSpeech.P50, p.TextToSpeech.P99, p.TextToSpeech.Max, p.TextToSpeech.N))
-	row("barge-in: clear → last speech packet", fmt.Sprintf("p50 %.1f  p99 %.1f  max %.1f ms (n=%d; %d clears found nothing playing)", p.Barge.P50, p.Barge.P99, p.Barge.Max, p.Barge.N, p.BargeNA))
+	row("barge-in: clear → last speech packet (< 0: none after the clear)", fmt.Sprintf("p50 %.1f  p99 %.1f  max %.1f ms (n=%d; %d clears found nothing playing)", p.Barge.P50, p.Barge.P99, p.Barge.Max, p.Barge.N, p.BargeNA))
+	row("barge-in: clear → first silence packet", fmt.Sprintf("p50 %.1f  p99 %.1f  max %.1f ms (n=%d)", p.ClearToSilence.P50, p.ClearToSilence.P99, p.ClearToSilence.Max, p.ClearToSilence.N))
 	row("texts sent / errors / without speech before the next", fmt.Sprintf("%d / %d / %d", p.Texts, p.TextErrs, p.Missed))
 	row("bot WebSocket events", fmt.Sprintf("%v", p.Events))
 	a := p.Audio

@@ -165,6 +165,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 	for _, c := range live {
 		c.Stats.takeFirstAudio()
+		c.Stats.takeToSilence()
 	}
 	res.mu.Lock()
 	res.Barge, res.BargeNA, res.Texts, res.TextErrs, res.Missed = nil, 0, 0, 0, 0
@@ -216,6 +217,11 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		fa = append(fa, c.Stats.takeFirstAudio()...)
 	}
 	rep.TextToSpeech = summarize(fa)
+	var ts []time.Duration
+	for _, c := range live {
+		ts = append(ts, c.Stats.takeToSilence()...)
+	}
+	rep.ClearToSilence = summarize(ts)
 	res.mu.Lock()
 	rep.Barge = summarize(res.Barge)
 	rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = res.BargeNA, res.Texts, res.TextErrs, res.Missed

@@ -48,6 +48,7 @@ type runReport struct {
 	MetricNames     []string       `json:"metric_names_used"`
 	TextToSpeech    Summary        `json:"text_to_first_speech"`
 	Barge           Summary        `json:"barge_in"`
+	ClearToSilence  Summary        `json:"clear_to_silence"`
 	BargeNA         int            `json:"barge_in_not_playing"`
 	Texts           int            `json:"texts"`
 	TextErrs        int            `json:"text_errors"`
