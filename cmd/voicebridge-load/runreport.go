@@ -154,6 +154,9 @@ func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 	if a.SpeechFrames > 0 {
 		a.LoudFrac /= float64(a.SpeechFrames)
 		a.SpeechDBFS = round(dbfs(sumSq/float64(a.SpeechFrames)), 1)
+		if math.IsInf(a.SpeechDBFS, -1) {
+			a.SpeechDBFS = -999 // digital silence (JSON has no −Inf)
+		}
 	}
 	if math.IsInf(a.SilenceMaxDB, -1) {
 		a.SilenceMaxDB = -999 // digital silence (JSON has no −Inf)
