@@ -55,6 +55,7 @@ type options struct {
 	TTS                            string
 	Calibrate                      bool
 	Nice                           int
+	Perf                           bool
 }
 
 func main() {
@@ -92,6 +93,7 @@ func main() {
 	fs.IntVar(&o.PeerRepeats, "peer-repeats", 3, "repeats per peer (median kept)")
 	fs.DurationVar(&o.BatchSleep, "rx-batch", time.Millisecond, "receivers sleep this long when their socket is drained (kernel timestamps keep the clock honest)")
 	fs.IntVar(&o.Nice, "nice", 10, "run the load generator at this nice value and the bridge at 0, so that on a saturated machine the bridge gets the CPU (kernel timestamps make the generator's own delays harmless); 0: no change")
+	fs.BoolVar(&o.Perf, "perf", true, "sample the bridge with perf(1), when installed, in the final, idle and continuous runs: where its CPU goes")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "write the generator's own CPU profile here")
 	fs.DurationVar(&o.Timeout, "timeout", 12*time.Minute, "hard bound on the whole run")
 	fs.Usage = func() {
@@ -222,6 +224,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 	probe := func(name string, n int, window time.Duration) (*runReport, error) {
 		ro := base
 		ro.Calls, ro.Window, ro.Name = n, window, name
+		ro.Perf = o.Perf && strings.HasPrefix(name, "final")
 		// Room for every call plus a margin, whatever the default.
 		ro.BridgeArgs = append([]string{"-max-calls", fmt.Sprint(n + 16)}, ro.BridgeArgs...)
 		if o.URL != "" {
@@ -276,6 +279,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		ro := base
 		ro.Drive.Duty = 0
 		ro.Calls, ro.Window, ro.Name = o.IdleCalls, o.Window, fmt.Sprintf("idle-%d", o.IdleCalls)
+		ro.Perf = o.Perf
 		log.Info("run", "name", ro.Name)
 		rep, err := runLoad(ctx, ro)
 		r.Idle = rep
@@ -288,6 +292,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		ro.Drive.Duty = 1
 		ro.Drive.BargeEvery = 0
 		ro.Calls, ro.Window, ro.Name = o.CostCalls, o.Window, fmt.Sprintf("continuous-%d", o.CostCalls)
+		ro.Perf = o.Perf
 		log.Info("run", "name", ro.Name)
 		rep, err := runLoad(ctx, ro)
 		r.Continuous = rep

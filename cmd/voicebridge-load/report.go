@@ -203,5 +203,21 @@ func printRun(w io.Writer, title string, p *runReport) {
 	if p.FirstErr != "" {
 		row("first error", p.FirstErr)
 	}
+	if pr := p.Profile; pr != nil {
+		if pr.Err != "" {
+			row("bridge CPU profile (perf)", pr.Err)
+		} else {
+			row("bridge CPU by object (perf, "+fmt.Sprint(pr.Samples)+" samples)", joinShares(pr.DSOs, 6))
+			row("bridge CPU by symbol (perf)", joinShares(pr.Symbols, 8))
+		}
+	}
 	tw.Flush()
+}
+
+func joinShares(ss []share, n int) string {
+	var parts []string
+	for _, s := range ss[:min(n, len(ss))] {
+		parts = append(parts, fmt.Sprintf("%s %.1f%%", s.Name, s.Percent))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -20,6 +20,7 @@ type runOptions struct {
 	Concurrency int           // calls being set up at once
 	Sample      int           // calls that decode their audio
 	BatchSleep  time.Duration // receivers: sleep when the socket is drained
+	Perf        bool          // sample the bridge with perf(1) during the window, if installed
 	Drive       driveConfig
 	Modes       []driveMode // bot modes, by call index modulo len
 	Forms       []signalForm
@@ -177,6 +178,10 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 	c0 := sampleCPU(tgt.PID)
 	t0 := sampleCPU(tts.PID)
+	var pr *perfRecorder
+	if o.Perf {
+		pr = startPerf(ctx, tgt.PID, o.Window, filepath.Join(o.OutDir, "logs", o.Name+".perf.data"))
+	}
 	win.start.Store(time.Now().UnixNano())
 	ok := sleepUntil(ctx, time.Now().Add(o.Window))
 	win.end.Store(time.Now().UnixNano())
@@ -203,6 +208,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	rep.fillReceivers(live, wall)
 	rep.RxDrops, rep.RxUnknown = rx.conn.drops.Load(), rx.unknown.Load()
 	rep.fillBridgeMetrics(m0, m1)
+	rep.Profile = pr.finish(ctx)
 	rep.RSS = procRSS(tgt.PID, m1) / (1 << 20)
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
 	rep.Goroutines, _ = m1.sum("go_goroutines")

@@ -72,6 +72,7 @@ type runReport struct {
 	GoroutinesBase float64    `json:"goroutines_base"`
 	Goroutines     float64    `json:"goroutines"`
 	GorPerCall     float64    `json:"goroutines_per_call"`
+	Profile        *profile   `json:"bridge_profile,omitempty"` // perf samples of the bridge in the window
 	ShutdownS      float64    `json:"shutdown_s"`
 }
 
