@@ -311,11 +311,10 @@ func ratios(r *report) []ratio {
 	}
 	var bs []basis
 	if c := r.Continuous; c != nil && c.CPUPerSpeechS > 0 {
-		bs = append(bs, basis{fmt.Sprintf("continuous speech, %d calls, per speech s", c.Calls), c.CPUPerSpeechS})
+		bs = append(bs, basis{fmt.Sprintf("continuous speech, %d calls, per speech-second", c.Calls), c.CPUPerSpeechS})
 	}
-	if f := r.Final; f != nil && f.CPUPerSpeechS > 0 {
-		bs = append(bs, basis{fmt.Sprintf("%.0f%% duty, %d calls, per speech s", 100*f.Duty, f.Calls), f.CPUPerSpeechS})
-		bs = append(bs, basis{fmt.Sprintf("%.0f%% duty, %d calls, per call s", 100*f.Duty, f.Calls), f.CPUPerWireS})
+	if f := r.Final; f != nil && f.CPUPerWireS > 0 {
+		bs = append(bs, basis{fmt.Sprintf("%.0f%% duty, %d calls, per call-second", 100*f.Duty, f.Calls), f.CPUPerWireS})
 	}
 	if len(r.PeerSets) == 0 {
 		return nil

@@ -19,6 +19,10 @@ const (
 	// maxGap: a forward sequence jump larger than this is a stream reset,
 	// not loss.
 	maxGap = 3000
+	// pauseFrames: silence-sized frames between speech frames shorter than
+	// this (500 ms) are a pause inside a talkspurt (the codec sends tiny
+	// frames for digital silence inside speech), not the end of it.
+	pauseFrames = 25
 	// silenceProbe: how many of a call's first packets (sent while it is
 	// idle) teach the receiver the size of the bridge's silence frame.
 	silenceProbe = 5
@@ -52,15 +56,18 @@ type callStats struct {
 	probe      int   // packets seen while learning silenceLen
 	silenceLen int   // payload size of the silence frame; 0 while unknown
 
-	Pacing   *Histogram // |inter-arrival − RTP-timestamp spacing|, in window
-	Packets  uint64     // in window
-	Speech   uint64     // speech-sized packets in window
-	Gaps     uint64     // packets missing by sequence number, in window
-	Reorder  uint64     // packets older than their predecessor, in window
-	Skips    uint64     // frames skipped: timestamp jumped > 960 with no seq gap
-	Late     uint64     // packets more than lateThreshold behind the grid
-	Markers  uint64     // talkspurts begun (marker bit), in window
-	Unparsed uint64
+	Pacing      *Histogram // |inter-arrival − RTP-timestamp spacing|, in window
+	Packets     uint64     // in window
+	Speech      uint64     // talkspurt time in window, in frames: speech-sized packets and the pauses between them
+	SpeechSized uint64     // speech-sized packets in window
+	pause       int        // silence-sized packets since the last speech packet (up to pauseFrames)
+	pauseIn     uint64     // of those, in the window
+	Gaps        uint64     // packets missing by sequence number, in window
+	Reorder     uint64     // packets older than their predecessor, in window
+	Skips       uint64     // frames skipped: timestamp jumped > 960 with no seq gap
+	Late        uint64     // packets more than lateThreshold behind the grid
+	Markers     uint64     // talkspurts begun (marker bit), in window
+	Unparsed    uint64
 
 	// Shared with the driver.
 	lastSpeech  atomic.Int64 // receive time of the newest speech packet
@@ -159,11 +166,23 @@ func (c *callStats) speech(t int64, h rtpHeader, in bool) {
 			c.toSilence = append(c.toSilence, time.Duration(t-from))
 			c.mu.Unlock()
 		}
+		if c.pause < pauseFrames {
+			c.pause++
+			if in {
+				c.pauseIn++
+			}
+		}
 		return
 	}
 	if in {
+		c.SpeechSized++
 		c.Speech++
+		if h.Marker || c.pause >= pauseFrames {
+			c.pauseIn = 0 // a new talkspurt: what came before was silence
+		}
+		c.Speech += c.pauseIn // a pause inside speech is speech time
 	}
+	c.pause, c.pauseIn = 0, 0
 	c.lastSpeech.Store(t)
 	if from := c.awaitFrom.Load(); from != 0 && t >= from && c.awaitFrom.CompareAndSwap(from, 0) {
 		c.mu.Lock()

@@ -172,3 +172,24 @@ func TestClearToSilence(t *testing.T) {
 		t.Error("not forgotten / still armed")
 	}
 }
+
+func TestTalkspurtTimeIncludesShortPauses(t *testing.T) {
+	f := newFeed(0, 0)
+	k := 0
+	send := func(n, size int, marker bool) {
+		for i := range n {
+			f.send(k, 0, size, marker && i == 0)
+			k++
+		}
+	}
+	send(5, 13, false)  // idle: learn the silence size
+	send(5, 80, true)   // talkspurt
+	send(10, 13, false) // a 200 ms pause inside it
+	send(5, 80, false)
+	send(30, 13, false) // the end: 600 ms of silence
+	send(3, 80, true)   // the next talkspurt
+	send(2, 13, false)
+	if f.c.SpeechSized != 13 || f.c.Speech != 23 {
+		t.Errorf("speech-sized %d, talkspurt frames %d; want 13 and 23", f.c.SpeechSized, f.c.Speech)
+	}
+}
