@@ -6,7 +6,7 @@ import "github.com/zaf/resample"
 // with by default, for the peers to match.
 func bridgeEncoder() encSettings {
 	return encSettings{
-		App: "audio", Bitrate: 32000, Complexity: 5, VBR: true, InRate: 24000,
+		App: "audio", Bitrate: 32000, Complexity: 5, VBR: "constrained", InRate: 24000,
 		SoxrQ: resample.MediumQ, SoxrBits: 16,
 		Source: "voicebridge defaults (media package, as designed; not merged yet)",
 	}
@@ -16,7 +16,7 @@ func bridgeEncoder() encSettings {
 // CPU-s per audio-s on this machine): VoIP, 32 kbit/s, complexity 10.
 func referenceEncoder() encSettings {
 	return encSettings{
-		App: "voip", Bitrate: 32000, Complexity: 10, VBR: true, InRate: 24000,
+		App: "voip", Bitrate: 32000, Complexity: 10, VBR: "constrained", InRate: 24000,
 		SoxrQ: resample.HighQ, SoxrBits: 20,
 		Source: "the issue's reference setting",
 	}

@@ -27,14 +27,16 @@ type encSettings struct {
 	App        string `json:"application"` // voip, audio, lowdelay
 	Bitrate    int    `json:"bitrate"`
 	Complexity int    `json:"complexity"`
-	VBR        bool   `json:"vbr"`
-	FEC        bool   `json:"fec"`
-	LossPct    int    `json:"packet_loss_pct"`
-	DTX        bool   `json:"dtx"`
-	InRate     int    `json:"input_rate"`      // the TTS's PCM rate
-	SoxrQ      int    `json:"soxr_quality"`    // zaf/resample quality constant
-	SoxrBits   int    `json:"soxr_precision"`  // the same as ffmpeg's aresample precision
-	Source     string `json:"settings_source"` // where these came from
+	// VBR is "constrained" (libopus' default, which the bridge keeps) or
+	// "off" (CBR).
+	VBR      string `json:"vbr"`
+	FEC      bool   `json:"fec"`
+	LossPct  int    `json:"packet_loss_pct"`
+	DTX      bool   `json:"dtx"`
+	InRate   int    `json:"input_rate"`      // the TTS's PCM rate
+	SoxrQ    int    `json:"soxr_quality"`    // zaf/resample quality constant
+	SoxrBits int    `json:"soxr_precision"`  // the same as ffmpeg's aresample precision
+	Source   string `json:"settings_source"` // where these came from
 }
 
 func (s encSettings) opusApp() opus.Application {
@@ -160,9 +162,9 @@ func (s *udpSink) close() int {
 // ffmpegArgs encodes the raw PCM at in into RTP to 127.0.0.1:port (runChild
 // replaces the placeholder "PORT").
 func ffmpegArgs(s encSettings, in, port string) []string {
-	vbr := "off"
-	if s.VBR {
-		vbr = "on"
+	vbr := "constrained"
+	if s.VBR == "off" {
+		vbr = "off"
 	}
 	fec := "0" // -fec:a, not -fec: the RTP muxer has an option of that name too
 	if s.FEC {
@@ -180,9 +182,9 @@ func ffmpegArgs(s encSettings, in, port string) []string {
 // gstArgs is the same pipeline in GStreamer (its own audioresample).
 func gstArgs(s encSettings, in, port string) []string {
 	at := map[string]string{"voip": "voice", "audio": "generic", "lowdelay": "restricted-lowdelay"}[s.App]
-	br := "cbr"
-	if s.VBR {
-		br = "vbr"
+	br := "constrained-vbr"
+	if s.VBR == "off" {
+		br = "cbr"
 	}
 	pipe := fmt.Sprintf("filesrc location=%s ! rawaudioparse use-sink-caps=false format=pcm pcm-format=s16le sample-rate=%d num-channels=1 "+
 		"! audioconvert ! audioresample ! audio/x-raw,rate=48000,channels=1 "+
@@ -274,7 +276,8 @@ func newEncoder(s encSettings) (*opus.Encoder, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range []error{enc.SetBitrate(s.Bitrate), enc.SetComplexity(s.Complexity), enc.SetVBR(s.VBR),
+	// VBR is left at libopus' default (constrained) unless off.
+	for _, e := range []error{enc.SetBitrate(s.Bitrate), enc.SetComplexity(s.Complexity), enc.SetVBR(s.VBR != "off"),
 		enc.SetInBandFEC(s.FEC), enc.SetPacketLossPerc(s.LossPct), enc.SetDTX(s.DTX)} {
 		if e != nil {
 			return nil, e

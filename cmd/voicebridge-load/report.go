@@ -137,7 +137,7 @@ func printReport(w io.Writer, r *report) {
 	}
 	for _, set := range r.PeerSets {
 		e := set.Encoder
-		fmt.Fprintf(w, "\npeers at %s: CPU-seconds per audio-second, the same %.0f s of espeak-ng speech at %d Hz, Opus %s %d bit/s complexity %d vbr=%t fec=%t dtx=%t, 20 ms, RTP to loopback (median of %d)\n",
+		fmt.Fprintf(w, "\npeers at %s: CPU-seconds per audio-second, the same %.0f s of espeak-ng speech at %d Hz, Opus %s %d bit/s complexity %d vbr=%s fec=%t dtx=%t, 20 ms, RTP to loopback (median of %d)\n",
 			e.Source, r.PeerAudio, e.InRate, e.App, e.Bitrate, e.Complexity, e.VBR, e.FEC, e.DTX, r.PeerRepeats)
 		tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "peer\tCPU s/audio s\tmarginal (no start-up)\trepeats (CPU s)\tframes/RTP packets\t")
