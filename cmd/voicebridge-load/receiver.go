@@ -107,6 +107,8 @@ type callClient struct {
 	remotes []netip.AddrPort // the bridge's loopback candidates
 	pc      *webrtc.PeerConnection
 	wg      sync.WaitGroup // the decode goroutine
+	mu      sync.Mutex
+	closed  bool // guarded by mu: no decode goroutine starts after close
 }
 
 // signalForm is how POST /v1/calls carries the offer.
@@ -123,7 +125,7 @@ var (
 )
 
 // quietLogger silences Pion: thousands of peers would drown the report.
-type quietLogger struct{ logging.LeveledLogger }
+type quietLogger struct{}
 
 func (quietLogger) NewLogger(string) logging.LeveledLogger {
 	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, io.Discard)
@@ -172,6 +174,11 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base, token st
 	})
 	if sampled {
 		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.closed {
+				return
+			}
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
@@ -337,6 +344,9 @@ func (c *callClient) hangup(hc *http.Client, base, token string) {
 // close tears down the peer connection, forgets the call's addresses and
 // waits for the decode goroutine.
 func (c *callClient) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	if c.pc != nil {
 		_ = c.pc.Close()
 	}
