@@ -249,7 +249,7 @@ func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time
 func (b *bot) text(ctx context.Context, text string) error {
 	if b.mode == driveWS {
 		msg, _ := json.Marshal(map[string]any{"type": "text", "text": text, "flush": true, "try_trigger_generation": true})
-		return b.ws.WriteMessage(websocket.TextMessage, msg)
+		return b.wsWrite(msg)
 	}
 	body, _ := json.Marshal(map[string]any{"text": text, "flush": true, "try_trigger_generation": true})
 	return b.post(ctx, b.call.Location+"/text", body, http.StatusAccepted)
@@ -257,9 +257,16 @@ func (b *bot) text(ctx context.Context, text string) error {
 
 func (b *bot) clear(ctx context.Context) error {
 	if b.mode == driveWS {
-		return b.ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"clear"}`))
+		return b.wsWrite([]byte(`{"type":"clear"}`))
 	}
 	return b.post(ctx, b.call.Location+"/clear", nil, http.StatusNoContent)
+}
+
+// wsWrite sends one message on the bot WebSocket, from the bot's goroutine
+// (its only writer), with a deadline.
+func (b *bot) wsWrite(msg []byte) error {
+	_ = b.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	return b.ws.WriteMessage(websocket.TextMessage, msg)
 }
 
 func (b *bot) post(ctx context.Context, path string, body []byte, want int) error {
