@@ -128,6 +128,9 @@ func printReport(w io.Writer, r *report) {
 	}
 	if r.Final != nil {
 		printRun(w, "final run", r.Final)
+		if len(r.Search) > 0 && !r.Final.Pass {
+			fmt.Fprintf(w, "  note: the longer final run at the search's N did not pass: near the threshold, runs vary\n")
+		}
 	}
 	if r.Idle != nil {
 		printRun(w, "idle calls (no text)", r.Idle)
