@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/voicebridge/voicebridge/media"
 )
 
 func sampleReport() *report {
@@ -85,5 +87,21 @@ func TestWriteJSONRoundTrip(t *testing.T) {
 	}
 	if filepath.Base(name) != "load-20231114T221320Z.json" {
 		t.Errorf("name %s", name)
+	}
+}
+
+func TestBridgeEncoderFollowsMedia(t *testing.T) {
+	e := bridgeEncoder()
+	d := media.DefaultEncoderConfig
+	if e.App != d.Application.String() || e.Bitrate != d.Bitrate || e.Complexity != d.Complexity || e.DTX != d.DTX || e.FEC != d.FEC {
+		t.Errorf("peers' settings %+v differ from media's defaults %+v", e, d)
+	}
+	if e.InRate != 24000 || e.App == "default" {
+		t.Errorf("settings %+v", e)
+	}
+	for _, q := range []media.ResamplerQuality{media.ResampleQuick, media.ResampleLow, media.ResampleMedium, media.ResampleHigh, media.ResampleVeryHigh} {
+		if _, bits := soxrFor(q); bits < 15 || bits > 33 {
+			t.Errorf("%v: precision %d outside ffmpeg's range", q, bits)
+		}
 	}
 }
