@@ -23,7 +23,9 @@ type report struct {
 	Steps       []searchStep `json:"search_steps"`
 	MaxN        int          `json:"max_calls_passing"`
 	SearchMax   int          `json:"search_max"`
-	Final       *runReport   `json:"final,omitempty"`
+	Final       *runReport   `json:"final,omitempty"`     // the last final run
+	Finals      []*runReport `json:"finals,omitempty"`    // every final run, in order
+	Confirmed   int          `json:"max_calls_confirmed"` // N whose final run passed; 0 if none
 	Continuous  *runReport   `json:"continuous_speech,omitempty"`
 	Idle        *runReport   `json:"idle,omitempty"`
 	PeerAudio   float64      `json:"peer_audio_s"`
@@ -126,10 +128,17 @@ func printReport(w io.Writer, r *report) {
 		}
 		fmt.Fprintf(w, "largest passing N: %d (probes up to %d)\n", r.MaxN, r.SearchMax)
 	}
+	for _, f := range r.Finals[:max(0, len(r.Finals)-1)] {
+		fmt.Fprintf(w, "\nfinal run at N=%d (%.0f s): pass=%s %s\n", f.Calls, f.WindowS, yesNo(f.Pass), f.Why)
+	}
 	if r.Final != nil {
 		printRun(w, "final run", r.Final)
-		if len(r.Search) > 0 && !r.Final.Pass {
-			fmt.Fprintf(w, "  note: the longer final run at the search's N did not pass: near the threshold, runs vary\n")
+		if len(r.Search) > 0 {
+			if r.Confirmed > 0 {
+				fmt.Fprintf(w, "  => largest N confirmed by a %.0f s run: %d calls\n", r.Final.WindowS, r.Confirmed)
+			} else {
+				fmt.Fprintf(w, "  => no N was confirmed by a final run: near the threshold, runs vary\n")
+			}
 		}
 	}
 	if r.Idle != nil {
