@@ -54,6 +54,7 @@ type options struct {
 	BatchSleep                     time.Duration
 	TTS                            string
 	Calibrate                      bool
+	Flags                          map[string]string // every flag's value, for the report (never the token)
 	Nice                           int
 	Perf                           bool
 }
@@ -102,6 +103,12 @@ func main() {
 		fs.PrintDefaults()
 	}
 	_ = fs.Parse(os.Args[1:])
+	o.Flags = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != "token" {
+			o.Flags[f.Name] = f.Value.String()
+		}
+	})
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -151,11 +158,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		}
 	}
 	r := &report{Started: time.Now(), Machine: machine(o.Root)}
-	shown := o
-	if shown.Token != "" {
-		shown.Token = "(set)" // never write a secret into results
-	}
-	r.Settings = shown
+	r.Settings = o.Flags
 	out, err := filepath.Abs(o.Out)
 	if err != nil {
 		return err

@@ -197,6 +197,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 	// Let receivers drain the window's last packets, then stop accounting.
 	time.Sleep(100 * time.Millisecond)
+	unknown := rx.unknown.Load()
 	rx.freeze()
 
 	wall := time.Duration(win.end.Load() - win.start.Load())
@@ -206,7 +207,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 	rep.fillCPU(c0, c1, wall, len(live), tgt.PID, tts.PID)
 	rep.fillReceivers(live, wall)
-	rep.RxDrops, rep.RxUnknown = rx.conn.drops.Load(), rx.unknown.Load()
+	rep.RxDrops, rep.RxUnknown = rx.conn.drops.Load(), unknown
 	rep.fillBridgeMetrics(m0, m1)
 	rep.Profile = pr.finish(ctx)
 	rep.RSS = procRSS(tgt.PID, m1) / (1 << 20)
