@@ -46,7 +46,7 @@ type options struct {
 	BargeEvery, Sample, Concurrent int
 	Drive, Form                    string
 	CostCalls, IdleCalls           int
-	Load, Peers                    bool
+	Load, Peers, RetryNoisy        bool
 	PeerSeconds                    float64
 	PeerRepeats                    int
 	Timeout                        time.Duration
@@ -79,6 +79,7 @@ func main() {
 	fs.Float64Var(&o.Rel, "resolution-rel", 0.125, "... or this fraction of its upper end")
 	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "per run: time after the calls are up before measuring")
 	fs.DurationVar(&o.Window, "window", 20*time.Second, "per search probe: measured time")
+	fs.BoolVar(&o.RetryNoisy, "retry-noisy", true, "repeat once a failing probe during which other processes used over 0.1 cores")
 	fs.IntVar(&o.Confirm, "confirm", 2, "if the final run fails, retry at 90% of N up to this many times")
 	fs.DurationVar(&o.FinalWindow, "final-window", 60*time.Second, "final run at the largest passing N: measured time (0: none)")
 	fs.Float64Var(&o.Duty, "duty", 0.4, "fraction of the time each bot speaks (0 ≤ duty ≤ 1; 0: idle calls)")

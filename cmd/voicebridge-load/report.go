@@ -110,15 +110,19 @@ func printReport(w io.Writer, r *report) {
 	if len(r.Search) > 0 {
 		fmt.Fprintf(w, "\nsearch for the largest N with pacing p99 ≤ 2 ms and no late frames (each probe a fresh bridge):\n")
 		tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "N\tpass\tpacing p50\tp99\tmax ms\tlate br/rx\tgaps\tskips\trx pkts %\tduty\tbridge cores\tgen cores\ttts cores\tother cores\tCPU ms/call·s\tRSS KiB/call\tgor/call\t")
+		fmt.Fprintln(tw, "N\tpass\tpacing p50\tp99\tmax ms\tlate br/rx\tgaps\tskips\trx pkts %\tduty\tbridge cores\tgen cores\ttts cores\tother cores\tCPU ms/call·s\tRSS KiB/call\tgor/call\tbusiest other\t")
 		for _, p := range r.Search {
 			rx := 0.0
 			if p.Expected > 0 {
 				rx = 100 * float64(p.Packets) / float64(p.Expected)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.0f/%d\t%d\t%d\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t%.1f\t\n",
+			busy := "-"
+			if len(p.OtherProcs) > 0 {
+				busy = fmt.Sprintf("%s %.2f", p.OtherProcs[0].Comm, p.OtherProcs[0].Cores)
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.0f/%d\t%d\t%d\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t%.1f\t%s\t\n",
 				p.Calls, yesNo(p.Pass), p.PacingP50, p.PacingP99, p.PacingMax, p.BridgeLate, p.RxLate, p.Gaps, p.Skips, rx, 100*p.DutyMeas,
-				p.BridgeCPU, p.GenCPU, p.TTSCPU, p.OtherCPU, p.CPUPerCallMs, p.RSSPerCallKiB, p.GorPerCall)
+				p.BridgeCPU, p.GenCPU, p.TTSCPU, p.OtherCPU, p.CPUPerCallMs, p.RSSPerCallKiB, p.GorPerCall, busy)
 		}
 		tw.Flush()
 		for _, p := range r.Search {
