@@ -19,7 +19,9 @@ export CGO_ENABLED := 1
 # Debian packages: to build and run, and (in addition) to test.
 DEPS_RUN  := gcc pkg-config libopus-dev libsoxr-dev espeak-ng
 DEPS_TEST := $(DEPS_RUN) chromium
-DEPS_BENCH := $(DEPS_TEST) ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+# bench: the peers (ffmpeg, GStreamer), sox to prepare their input speech, perf
+# to see where the bridge's CPU goes.
+DEPS_BENCH := $(DEPS_RUN) sox ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good linux-perf
 
 .PHONY: all deps deps-test deps-bench build run test vet staticcheck fmt fmt-check unit bench clean
 
@@ -74,8 +76,16 @@ unit:
 
 test: deps-test fmt-check vet staticcheck unit
 
+# bench: the Go micro-benchmarks, then the load/latency/cost report of
+# cmd/voicebridge-load (table on stdout, JSON in bench-results/). About
+# 10–15 minutes on 2 cores. Longer runs: make bench BENCH_FLAGS='-window 60s
+# -final-window 300s -peer-seconds 300'; see go run ./cmd/voicebridge-load -h.
+BENCH_FLAGS ?=
 bench: deps-bench
-	$(GO) test $(GOFLAGS_ALL) -run '^$$' -bench . -benchmem ./...
+	@mkdir -p bench-results
+	@$(GO) test $(GOFLAGS_ALL) -run '^$$' -bench . -benchmem ./... > bench-results/gobench-latest.txt 2>&1; rc=$$?; \
+	  cat bench-results/gobench-latest.txt; exit $$rc
+	$(GO) run $(GOFLAGS_ALL) ./cmd/voicebridge-load -out bench-results $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin artifacts

@@ -1,0 +1,367 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/hraban/opus"
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+)
+
+// fakeBridge is a tiny stand-in for voicebridge, enough to test the
+// receivers: it answers offers with a Pion peer on loopback and sends one
+// Opus packet every 20 ms, silence (a 3-byte frame) while idle and a
+// 440 Hz tone for 25 frames after each text, marker on the first.
+type fakeBridge struct {
+	t   *testing.T
+	srv *httptest.Server
+
+	mu    sync.Mutex
+	calls map[string]*fakeCall
+	n     int
+}
+
+type fakeCall struct {
+	pc     *webrtc.PeerConnection
+	track  *webrtc.TrackLocalStaticRTP
+	speak  chan int // frames of tone to send
+	clear  chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newFakeBridge(t *testing.T) *fakeBridge {
+	f := &fakeBridge{t: t, calls: map[string]*fakeCall{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/calls", f.create)
+	mux.HandleFunc("POST /v1/calls/{id}/text", func(w http.ResponseWriter, r *http.Request) {
+		if c := f.get(r.PathValue("id")); c != nil {
+			c.speak <- 25
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		http.NotFound(w, r)
+	})
+	mux.HandleFunc("POST /v1/calls/{id}/clear", func(w http.ResponseWriter, r *http.Request) {
+		if c := f.get(r.PathValue("id")); c != nil {
+			c.clear <- struct{}{}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		http.NotFound(w, r)
+	})
+	mux.HandleFunc("GET /v1/calls/{id}/ws", f.ws)
+	mux.HandleFunc("DELETE /v1/calls/{id}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		c := f.calls[r.PathValue("id")]
+		delete(f.calls, r.PathValue("id"))
+		f.mu.Unlock()
+		if c != nil {
+			c.close()
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	f.srv = httptest.NewServer(mux)
+	return f
+}
+
+func (f *fakeBridge) get(id string) *fakeCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.calls[id]
+}
+
+func (f *fakeBridge) close() {
+	f.srv.Close()
+	f.mu.Lock()
+	calls := f.calls
+	f.calls = nil
+	f.mu.Unlock()
+	for _, c := range calls {
+		c.close()
+	}
+}
+
+func (c *fakeCall) close() {
+	c.cancel()
+	c.wg.Wait()
+	_ = c.pc.Close()
+}
+
+func (f *fakeBridge) create(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	offer := string(body)
+	if r.Header.Get("Content-Type") == "application/json" {
+		var req struct{ SDP string }
+		if err := json.Unmarshal(body, &req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		offer = req.SDP
+	}
+	var se webrtc.SettingEngine
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.LoggerFactory = quietLogger{}
+	var me webrtc.MediaEngine
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	track, _ := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "fake")
+	if _, err := pc.AddTrack(track); err != nil {
+		pc.Close()
+		http.Error(w, err.Error(), 500)
+		return
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		pc.Close()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	answer, _ := pc.CreateAnswer(nil)
+	gathered := webrtc.GatheringCompletePromise(pc)
+	_ = pc.SetLocalDescription(answer)
+	<-gathered
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &fakeCall{pc: pc, track: track, speak: make(chan int, 4), clear: make(chan struct{}, 4), cancel: cancel}
+	c.wg.Add(1)
+	go c.send(ctx, f.t)
+	f.mu.Lock()
+	f.n++
+	id := fmt.Sprintf("c%d", f.n)
+	f.calls[id] = c
+	f.mu.Unlock()
+	w.Header().Set("Location", "/v1/calls/"+id)
+	if r.Header.Get("Content-Type") == "application/json" {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(map[string]string{"id": id, "sdp": pc.LocalDescription().SDP})
+		return
+	}
+	w.Header().Set("Content-Type", "application/sdp")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, pc.LocalDescription().SDP)
+}
+
+// send paces packets on an absolute 20 ms grid.
+func (c *fakeCall) send(ctx context.Context, t *testing.T) {
+	defer c.wg.Done()
+	enc, err := opus.NewEncoder(48000, 1, opus.AppVoIP)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	pcm := make([]int16, frameTicks)
+	out := make([]byte, 1500)
+	silence := []byte{0xf8, 0xff, 0xfe} // CELT fullband 20 ms, digital silence
+	start := time.Now()
+	var seq uint16
+	var ts uint32
+	tone, phase := 0, 0.0
+	for k := 1; ; k++ {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-c.speak:
+			if tone == 0 {
+				tone = -f // negative: the next frame starts a talkspurt
+			} else {
+				tone += f
+			}
+		case <-c.clear:
+			tone = 0
+		case <-time.After(time.Until(start.Add(time.Duration(k) * frameDuration))):
+			p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts, SSRC: 42}}
+			if tone != 0 {
+				p.Marker = tone < 0
+				if tone < 0 {
+					tone = -tone
+				}
+				tone--
+				for i := range pcm {
+					pcm[i] = int16(8000 * math.Sin(phase))
+					phase += 2 * math.Pi * 440 / 48000
+				}
+				n, _ := enc.Encode(pcm, out)
+				p.Payload = out[:n]
+			} else {
+				p.Payload = silence
+			}
+			_ = c.track.WriteRTP(p)
+			seq++
+			ts += frameTicks
+		}
+	}
+}
+
+func (f *fakeBridge) ws(w http.ResponseWriter, r *http.Request) {
+	c := f.get(r.PathValue("id"))
+	if c == nil {
+		http.NotFound(w, r)
+		return
+	}
+	up := websocket.Upgrader{}
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	for {
+		_, msg, err := conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		var m struct{ Type string }
+		_ = json.Unmarshal(msg, &m)
+		switch m.Type {
+		case "text":
+			c.speak <- 25
+			_ = conn.WriteMessage(websocket.TextMessage, []byte(`{"type":"speaking"}`))
+		case "clear":
+			c.clear <- struct{}{}
+		}
+	}
+}
+
+func TestReceiversAgainstAFakeBridge(t *testing.T) {
+	f := newFakeBridge(t)
+	defer f.close()
+	hc := &http.Client{Timeout: 10 * time.Second}
+	defer hc.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rx, err := newRxSocket(time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.close()
+	win := &window{}
+	decoding, err := dialCall(ctx, hc, rx, f.srv.URL, "", 0, formJSON, true, win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer decoding.close()
+	counting, err := dialCall(ctx, hc, rx, f.srv.URL, "", 1, formSDP, false, win)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer counting.close()
+	if decoding.ID == "" || !strings.HasPrefix(counting.Location, "/v1/calls/") {
+		t.Errorf("ids: %q %q", decoding.ID, counting.Location)
+	}
+	win.start.Store(time.Now().UnixNano())
+	time.Sleep(300 * time.Millisecond) // idle: silence teaches the size
+
+	cfg := &driveConfig{Duty: 0.5}
+	res := &driveResult{Events: map[string]int{}}
+	httpBot := &bot{cfg: cfg, hc: hc, base: f.srv.URL, call: decoding, mode: driveHTTP, res: res}
+	wsBot := &bot{cfg: cfg, hc: hc, base: f.srv.URL, call: counting, mode: driveWS, res: res}
+	if err := wsBot.open(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []*bot{httpBot, wsBot} {
+		b.call.Stats.expectSpeech(time.Now().UnixNano())
+		if err := b.text(ctx, "hello"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1200 * time.Millisecond) // 25 frames of tone and some silence
+	// A second talkspurt, cut short by clear.
+	if err := httpBot.text(ctx, "again"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := httpBot.clear(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	win.end.Store(time.Now().UnixNano())
+	wsBot.close()
+	if res.Events["speaking"] != 1 {
+		t.Errorf("ws events %v", res.Events)
+	}
+	unknown := rx.unknown.Load()
+	rx.freeze()
+	decoding.hangup(hc, f.srv.URL, "")
+	counting.hangup(hc, f.srv.URL, "")
+	decoding.close()
+	counting.close()
+
+	for _, c := range []*callClient{decoding, counting} {
+		s := c.Stats
+		// ~1.9 s at 50 packets/s; loose bounds: the race detector is slow.
+		if s.Packets < 40 || s.Pacing.Count == 0 || s.Gaps != 0 || s.Unparsed != 0 {
+			t.Errorf("call %d: packets %d pacing samples %d gaps %d unparsed %d", c.Index, s.Packets, s.Pacing.Count, s.Gaps, s.Unparsed)
+		}
+		if s.Speech < 25 || s.Markers < 1 {
+			t.Errorf("call %d: speech %d markers %d", c.Index, s.Speech, s.Markers)
+		}
+		if fa := s.takeFirstAudio(); len(fa) != 1 || fa[0] <= 0 || fa[0] > 5*time.Second {
+			t.Errorf("call %d: first audio %v", c.Index, fa)
+		}
+	}
+	if counting.Audio != nil {
+		t.Error("counting call decodes")
+	}
+	a := decoding.Audio
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if unknown != 0 || rx.conn.drops.Load() != 0 {
+		t.Errorf("unknown %d drops %d", unknown, rx.conn.drops.Load())
+	}
+	if a.SpeechFrames < 25 || a.SpeechLoud < 20 || a.SilenceFrames < 10 || a.SilenceMaxDB > -60 || a.DecodeErrors != 0 {
+		t.Errorf("audio: %+v", a)
+	}
+	// The second talkspurt was cut: fewer than 2×25 speech frames.
+	if decoding.Stats.Speech >= 50 {
+		t.Errorf("clear did not cut the talkspurt: %d speech frames", decoding.Stats.Speech)
+	}
+}
+
+func TestLoopbackOnly(t *testing.T) {
+	sdp := "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" +
+		"a=candidate:1 1 udp 2130706431 192.0.2.2 40000 typ host\r\n" +
+		"a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n" +
+		"a=candidate:3 1 udp 2130706431 abcd.local 40002 typ host\r\n" +
+		"a=candidate:4 1 udp 2130706431 ::1 40003 typ host\r\n" +
+		"a=candidate:5 1 udp 1694498815 203.0.113.9 40004 typ srflx raddr 127.0.0.1 rport 40001\r\n" +
+		"a=end-of-candidates\r\n"
+	got, addrs, err := loopbackOnly(sdp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(addrs) != 2 || addrs[0] != netip.MustParseAddrPort("127.0.0.1:40001") || addrs[1] != netip.MustParseAddrPort("[::1]:40003") {
+		t.Errorf("addresses %v", addrs)
+	}
+	want := "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n" +
+		"a=candidate:2 1 udp 2130706431 127.0.0.1 40001 typ host\r\n" +
+		"a=candidate:4 1 udp 2130706431 ::1 40003 typ host\r\n" +
+		"a=end-of-candidates\r\n"
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if _, _, err := loopbackOnly("v=0\r\na=candidate:1 1 udp 1 192.0.2.2 1 typ host\r\n"); err == nil {
+		t.Error("no loopback candidate accepted")
+	}
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+const (
+	opusClock     = 48000                 // RTP clock of Opus, RFC 7587 §4.1
+	frameDuration = 20 * time.Millisecond // the contract's frame
+	frameTicks    = opusClock / 50        // 960
+	// lateThreshold: a packet whose arrival is more than one frame behind
+	// the stream's own grid (anchored on its earliest packet) is late.
+	lateThreshold = frameDuration
+	// pacingLimit and pacingWidth size the per-call pacing histogram.
+	pacingWidth = 10 * time.Microsecond
+	pacingLimit = 100 * time.Millisecond
+	// maxGap: a forward sequence jump larger than this is a stream reset,
+	// not loss.
+	maxGap = 3000
+	// pauseFrames: silence-sized frames between speech frames shorter than
+	// this (500 ms) are a pause inside a talkspurt (the codec sends tiny
+	// frames for digital silence inside speech), not the end of it.
+	pauseFrames = 25
+	// silenceProbe: how many of a call's first packets (sent while it is
+	// idle) teach the receiver the size of the bridge's silence frame.
+	silenceProbe = 5
+)
+
+// window is a run's measurement window in Unix nanoseconds (kernel receive
+// time). Packets outside it still drive speech detection but are not
+// counted. Zero end means open.
+type window struct {
+	start, end atomic.Int64
+}
+
+func (w *window) contains(t int64) bool {
+	s, e := w.start.Load(), w.end.Load()
+	return s != 0 && t >= s && (e == 0 || t <= e)
+}
+
+// callStats is one call's receive-side accounting. OnPacket is called only
+// by the goroutine that reads the call's socket; the speech fields it shares
+// with the driver are atomics or behind mu.
+type callStats struct {
+	win *window
+
+	// Owned by the reading goroutine.
+	started    bool
+	lastT      int64  // kernel receive time of the previous packet, ns
+	lastSeq    uint16 // previous sequence number
+	extTS      int64  // unwrapped RTP timestamp of the previous packet
+	lastTS     uint32
+	anchor     int64 // min over packets of t − extTS·1e9/48000
+	probe      int   // packets seen while learning silenceLen
+	silenceLen int   // payload size of the silence frame; 0 while unknown
+
+	Pacing      *Histogram // |inter-arrival − RTP-timestamp spacing|, in window
+	Packets     uint64     // in window
+	Speech      uint64     // talkspurt time in window, in frames: speech-sized packets and the pauses between them
+	SpeechSized uint64     // speech-sized packets in window
+	pause       int        // silence-sized packets since the last speech packet (up to pauseFrames)
+	pauseIn     uint64     // of those, in the window
+	Gaps        uint64     // packets missing by sequence number, in window
+	Reorder     uint64     // packets older than their predecessor, in window
+	Skips       uint64     // frames skipped: timestamp jumped > 960 with no seq gap
+	Late        uint64     // packets more than lateThreshold behind the grid
+	Markers     uint64     // talkspurts begun (marker bit), in window
+	Unparsed    uint64
+
+	// Shared with the driver.
+	lastSpeech  atomic.Int64 // receive time of the newest speech packet
+	awaitFrom   atomic.Int64 // when non-zero: time text was sent; first speech after it is measured
+	silenceFrom atomic.Int64 // when non-zero: time clear was sent; first silence after it is measured
+	mu          sync.Mutex
+	firstAudio  []time.Duration // text sent → first speech packet; guarded by mu
+	toSilence   []time.Duration // clear sent → first silence packet; guarded by mu
+}
+
+func newCallStats(w *window) *callStats {
+	return &callStats{win: w, Pacing: NewHistogram(pacingWidth, pacingLimit)}
+}
+
+// OnPacket accounts one RTP packet received at t (Unix ns, kernel time).
+func (c *callStats) OnPacket(t int64, h rtpHeader) {
+	in := c.win.contains(t)
+	if !c.started {
+		c.started = true
+		c.lastT, c.lastSeq, c.lastTS = t, h.Seq, h.Timestamp
+		c.anchor = t
+		c.learnSilence(h)
+		c.speech(t, h, in)
+		if in {
+			c.Packets++
+		}
+		return
+	}
+	d := int16(h.Seq - c.lastSeq)
+	switch {
+	case d <= 0:
+		// Duplicate or reordered: it says nothing about pacing.
+		if in {
+			c.Reorder++
+			c.Packets++
+		}
+		return
+	case int(d) > maxGap:
+		// A new stream (e.g. a restarted sender): re-anchor.
+		c.started = false
+		c.OnPacket(t, h)
+		return
+	}
+	dts := int64(int32(h.Timestamp - c.lastTS))
+	c.extTS += dts
+	rel := t - c.extTS*int64(time.Second)/opusClock
+	if rel < c.anchor {
+		c.anchor = rel
+	}
+	if in {
+		c.Packets++
+		if d > 1 {
+			c.Gaps += uint64(d - 1)
+		} else {
+			want := time.Duration(dts * int64(time.Second) / opusClock)
+			got := time.Duration(t - c.lastT)
+			c.Pacing.Add((got - want).Abs())
+			if dts > frameTicks {
+				c.Skips += uint64(dts/frameTicks - 1)
+			}
+		}
+		if time.Duration(rel-c.anchor) > lateThreshold {
+			c.Late++
+		}
+	}
+	c.lastT, c.lastSeq, c.lastTS = t, h.Seq, h.Timestamp
+	c.learnSilence(h)
+	c.speech(t, h, in)
+}
+
+// learnSilence takes the smallest payload of the call's first packets (the
+// call is idle until the driver speaks) as the size of a silence frame.
+func (c *callStats) learnSilence(h rtpHeader) {
+	if c.probe >= silenceProbe || h.Marker {
+		c.probe = silenceProbe
+		return
+	}
+	c.probe++
+	if c.silenceLen == 0 || h.PayloadLen < c.silenceLen {
+		c.silenceLen = h.PayloadLen
+	}
+}
+
+// isSpeech tells a speech frame from the bridge's silence frame.
+func (c *callStats) isSpeech(h rtpHeader) bool {
+	return h.Marker || (c.probe >= silenceProbe && h.PayloadLen > c.silenceLen)
+}
+
+func (c *callStats) speech(t int64, h rtpHeader, in bool) {
+	if in && h.Marker {
+		c.Markers++
+	}
+	if !c.isSpeech(h) {
+		if from := c.silenceFrom.Load(); from != 0 && t >= from && c.silenceFrom.CompareAndSwap(from, 0) {
+			c.mu.Lock()
+			c.toSilence = append(c.toSilence, time.Duration(t-from))
+			c.mu.Unlock()
+		}
+		if c.pause < pauseFrames {
+			c.pause++
+			if in {
+				c.pauseIn++
+			}
+		}
+		return
+	}
+	if in {
+		c.SpeechSized++
+		c.Speech++
+		if h.Marker || c.pause >= pauseFrames {
+			c.pauseIn = 0 // a new talkspurt: what came before was silence
+		}
+		c.Speech += c.pauseIn // a pause inside speech is speech time
+	}
+	c.pause, c.pauseIn = 0, 0
+	c.lastSpeech.Store(t)
+	if from := c.awaitFrom.Load(); from != 0 && t >= from && c.awaitFrom.CompareAndSwap(from, 0) {
+		c.mu.Lock()
+		c.firstAudio = append(c.firstAudio, time.Duration(t-from))
+		c.mu.Unlock()
+	}
+}
+
+// expectSpeech arms the text→first-speech measurement from sentAt (Unix ns).
+func (c *callStats) expectSpeech(sentAt int64) { c.awaitFrom.Store(sentAt) }
+
+// takeFirstAudio returns and forgets the measured text→speech latencies.
+func (c *callStats) takeFirstAudio() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.firstAudio
+	c.firstAudio = nil
+	return out
+}
+
+// expectSilence arms the clear→silence measurement from sentAt (Unix ns).
+func (c *callStats) expectSilence(sentAt int64) { c.silenceFrom.Store(sentAt) }
+
+// takeToSilence returns and forgets the measured clear→silence latencies.
+func (c *callStats) takeToSilence() []time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := c.toSilence
+	c.toSilence = nil
+	return out
+}

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+// feed is a synthetic sender: packet k of a stream at t0 + k·20 ms + jitter.
+type feed struct {
+	c   *callStats
+	t0  int64
+	seq uint16
+	ts  uint32
+}
+
+func newFeed(seq uint16, ts uint32) *feed {
+	w := &window{}
+	w.start.Store(1) // everything counts
+	return &feed{c: newCallStats(w), t0: 1_000_000_000_000, seq: seq, ts: ts}
+}
+
+// send emits frame k (its grid time) with the given lateness and payload size.
+func (f *feed) send(k int, late time.Duration, size int, marker bool) {
+	t := f.t0 + int64(k)*int64(frameDuration) + int64(late)
+	f.c.OnPacket(t, rtpHeader{Seq: f.seq + uint16(k), Timestamp: f.ts + uint32(k*frameTicks), Marker: marker, PayloadLen: size})
+}
+
+func TestPacingPerfectStream(t *testing.T) {
+	f := newFeed(65500, 0xffffff00) // both wrap during the stream
+	for k := range 200 {
+		f.send(k, 0, 13, false)
+	}
+	c := f.c
+	if c.Packets != 200 || c.Pacing.Count != 199 || c.Pacing.Max != 0 || c.Gaps != 0 || c.Late != 0 || c.Skips != 0 || c.Reorder != 0 {
+		t.Errorf("perfect stream: %+v, pacing count %d max %v", c, c.Pacing.Count, c.Pacing.Max)
+	}
+}
+
+func TestPacingOneLatePacket(t *testing.T) {
+	f := newFeed(1, 0)
+	for k := range 10 {
+		late := time.Duration(0)
+		if k == 5 {
+			late = 3 * time.Millisecond
+		}
+		f.send(k, late, 13, false)
+	}
+	h := f.c.Pacing
+	// Inter-arrivals 4→5 is 23 ms and 5→6 is 17 ms: two errors of 3 ms.
+	if h.Count != 9 || h.Max != 3*time.Millisecond || h.Sum != 6*time.Millisecond {
+		t.Errorf("count %d max %v sum %v", h.Count, h.Max, h.Sum)
+	}
+	if f.c.Late != 0 {
+		t.Errorf("3 ms is not late: %d", f.c.Late)
+	}
+}
+
+func TestPacingGapsSkipsLateReorder(t *testing.T) {
+	f := newFeed(100, 5000)
+	for k := range 5 {
+		f.send(k, 0, 13, false)
+	}
+	// Frames 5 and 6 lost: a sequence gap of 2, no pacing sample across it.
+	f.send(7, 0, 13, false)
+	// The sender skips frame 8's timestamp without a sequence gap.
+	f.c.OnPacket(f.t0+9*int64(frameDuration), rtpHeader{Seq: 108, Timestamp: 5000 + 9*frameTicks, PayloadLen: 13})
+	// A frame 30 ms behind its grid.
+	f.c.OnPacket(f.t0+10*int64(frameDuration)+int64(30*time.Millisecond), rtpHeader{Seq: 109, Timestamp: 5000 + 10*frameTicks, PayloadLen: 13})
+	// A duplicate of an old packet.
+	f.send(3, 0, 13, false)
+	c := f.c
+	if c.Gaps != 2 {
+		t.Errorf("gaps %d, want 2", c.Gaps)
+	}
+	if c.Skips != 1 {
+		t.Errorf("skips %d, want 1", c.Skips)
+	}
+	if c.Late != 1 {
+		t.Errorf("late %d, want 1", c.Late)
+	}
+	if c.Reorder != 1 {
+		t.Errorf("reorder %d, want 1", c.Reorder)
+	}
+	// Pacing samples: 4 in the first run, none across the gap, 8→9 (exact
+	// with the skip accounted for), 9→10 (30 ms error).
+	if c.Pacing.Count != 6 || c.Pacing.Max != 30*time.Millisecond {
+		t.Errorf("pacing count %d max %v", c.Pacing.Count, c.Pacing.Max)
+	}
+}
+
+func TestPacingWindow(t *testing.T) {
+	f := newFeed(0, 0)
+	f.c.win.start.Store(f.t0 + 10*int64(frameDuration))
+	f.c.win.end.Store(f.t0 + 19*int64(frameDuration))
+	for k := range 30 {
+		f.send(k, 0, 13, false)
+	}
+	if f.c.Packets != 10 || f.c.Pacing.Count != 10 {
+		t.Errorf("in window: packets %d pacing %d, want 10 and 10", f.c.Packets, f.c.Pacing.Count)
+	}
+}
+
+func TestSpeechDetectionAndFirstAudio(t *testing.T) {
+	f := newFeed(0, 0)
+	// Idle: silence frames teach the size (one smaller outlier is not
+	// expected from the bridge, but the smallest wins).
+	for k := range 10 {
+		f.send(k, 0, 13, false)
+	}
+	if f.c.silenceLen != 13 || f.c.Speech != 0 {
+		t.Fatalf("silence len %d, speech %d", f.c.silenceLen, f.c.Speech)
+	}
+	sent := f.t0 + 10*int64(frameDuration) + int64(5*time.Millisecond)
+	f.c.expectSpeech(sent)
+	f.send(10, 0, 13, false) // still silence
+	f.send(11, 0, 13, false)
+	f.send(12, 0, 90, true) // talkspurt
+	for k := 13; k < 20; k++ {
+		f.send(k, 0, 70, false)
+	}
+	f.send(20, 0, 13, false)
+	if f.c.Speech != 8 || f.c.Markers != 1 {
+		t.Errorf("speech %d markers %d, want 8 and 1", f.c.Speech, f.c.Markers)
+	}
+	fa := f.c.takeFirstAudio()
+	want := time.Duration(f.t0+12*int64(frameDuration)) - time.Duration(sent)
+	if len(fa) != 1 || fa[0] != want {
+		t.Errorf("first audio %v, want [%v]", fa, want)
+	}
+	if f.c.awaitFrom.Load() != 0 {
+		t.Error("measurement still armed")
+	}
+	if got := f.c.lastSpeech.Load(); got != f.t0+19*int64(frameDuration) {
+		t.Errorf("last speech at %d", got-f.t0)
+	}
+	if len(f.c.takeFirstAudio()) != 0 {
+		t.Error("takeFirstAudio does not forget")
+	}
+}
+
+func TestStreamResetReanchors(t *testing.T) {
+	f := newFeed(10, 0)
+	for k := range 5 {
+		f.send(k, 0, 13, false)
+	}
+	// The sender restarts with an unrelated sequence and timestamp.
+	f.c.OnPacket(f.t0+5*int64(frameDuration), rtpHeader{Seq: 30000, Timestamp: 123456, PayloadLen: 13})
+	f.c.OnPacket(f.t0+6*int64(frameDuration), rtpHeader{Seq: 30001, Timestamp: 123456 + frameTicks, PayloadLen: 13})
+	if f.c.Gaps != 0 || f.c.Late != 0 || f.c.Pacing.Max != 0 {
+		t.Errorf("reset: gaps %d late %d max %v", f.c.Gaps, f.c.Late, f.c.Pacing.Max)
+	}
+}
+
+func TestClearToSilence(t *testing.T) {
+	f := newFeed(0, 0)
+	for k := range 5 {
+		f.send(k, 0, 13, false)
+	}
+	f.send(5, 0, 90, true)
+	f.send(6, 0, 80, false)
+	cleared := f.t0 + 6*int64(frameDuration) + int64(3*time.Millisecond)
+	f.c.expectSilence(cleared)
+	f.send(7, 0, 80, false) // a frame already on its way
+	f.send(8, 0, 13, false) // silence
+	f.send(9, 0, 13, false)
+	got := f.c.takeToSilence()
+	want := time.Duration(f.t0+8*int64(frameDuration)) - time.Duration(cleared)
+	if len(got) != 1 || got[0] != want {
+		t.Errorf("clear → silence %v, want [%v]", got, want)
+	}
+	if len(f.c.takeToSilence()) != 0 || f.c.silenceFrom.Load() != 0 {
+		t.Error("not forgotten / still armed")
+	}
+}
+
+func TestTalkspurtTimeIncludesShortPauses(t *testing.T) {
+	f := newFeed(0, 0)
+	k := 0
+	send := func(n, size int, marker bool) {
+		for i := range n {
+			f.send(k, 0, size, marker && i == 0)
+			k++
+		}
+	}
+	send(5, 13, false)  // idle: learn the silence size
+	send(5, 80, true)   // talkspurt
+	send(10, 13, false) // a 200 ms pause inside it
+	send(5, 80, false)
+	send(30, 13, false) // the end: 600 ms of silence
+	send(3, 80, true)   // the next talkspurt
+	send(2, 13, false)
+	if f.c.SpeechSized != 13 || f.c.Speech != 23 {
+		t.Errorf("speech-sized %d, talkspurt frames %d; want 13 and 23", f.c.SpeechSized, f.c.Speech)
+	}
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+)
+
+// rxSocket is the timestamping loopback socket every receiving call shares,
+// with the ICE UDP mux that hands it to the calls' Pion stacks. The bridge
+// gives each call its own port, so the sender's address tells the call.
+type rxSocket struct {
+	conn *tapConn
+	mux  *ice.UDPMuxDefault
+
+	mu      sync.RWMutex
+	calls   map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
+	unknown atomic.Uint64                  // RTP from no registered address
+}
+
+func newRxSocket(batchSleep time.Duration) (*rxSocket, error) {
+	r := &rxSocket{calls: map[netip.AddrPort]*callClient{}}
+	conn, err := listenTap(r.tap, batchSleep)
+	if err != nil {
+		return nil, err
+	}
+	r.conn = conn
+	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: quietLogger{}.NewLogger("")})
+	return r, nil
+}
+
+// tap accounts one RTP packet; it runs on the mux's reading goroutine.
+func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
+	// The read lock is held while the call's stats change, so that freeze
+	// can stop all accounting before the stats are read.
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c := r.calls[from]
+	if c == nil {
+		r.unknown.Add(1)
+		return true // Pion drops what it does not know
+	}
+	h, err := parseRTPHeader(b, true)
+	if err != nil {
+		c.Stats.Unparsed++
+		return false
+	}
+	c.Stats.OnPacket(t, h)
+	return c.Audio != nil
+}
+
+func (r *rxSocket) register(c *callClient) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range c.remotes {
+		r.calls[a] = c
+	}
+}
+
+func (r *rxSocket) unregister(c *callClient) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range c.remotes {
+		if r.calls[a] == c {
+			delete(r.calls, a)
+		}
+	}
+}
+
+// freeze forgets every call: once it returns, no call's stats change any
+// more and they may be read from any goroutine.
+func (r *rxSocket) freeze() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.calls)
+}
+
+// close closes the mux and with it the socket. Calls are closed first.
+func (r *rxSocket) close() error { return r.mux.Close() }
+
+// callClient is one receiving call: a Pion PeerConnection on the shared
+// socket, with its signaling state. Counting calls never let Pion decrypt
+// RTP; decoding calls (sampled) do, and check the audio.
+type callClient struct {
+	Index    int
+	ID       string
+	Location string // the call's URL path, from the Location header
+	Stats    *callStats
+	Audio    *audioCheck // nil unless sampled
+
+	rx      *rxSocket
+	remotes []netip.AddrPort // the bridge's loopback candidates
+	pc      *webrtc.PeerConnection
+	wg      sync.WaitGroup // the decode goroutine
+	mu      sync.Mutex
+	closed  bool // guarded by mu: no decode goroutine starts after close
+}
+
+// signalForm is how POST /v1/calls carries the offer.
+type signalForm int
+
+const (
+	formJSON signalForm = iota // application/json {"sdp": ...}
+	formSDP                    // application/sdp, WHEP-shaped
+)
+
+var (
+	errNoLoopbackCandidate = errors.New("load: the answer has no loopback ICE candidate")
+	errSignal              = errors.New("load: POST /v1/calls failed")
+)
+
+// quietLogger silences Pion: thousands of peers would drown the report.
+type quietLogger struct{}
+
+func (quietLogger) NewLogger(string) logging.LeveledLogger {
+	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, io.Discard)
+}
+
+// dialCall opens one call against the bridge at base (http://127.0.0.1:port)
+// and waits until its peer connection is connected.
+func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base, token string, idx int, form signalForm, sampled bool, win *window) (*callClient, error) {
+	c := &callClient{Index: idx, Stats: newCallStats(win), rx: rx}
+	if sampled {
+		c.Audio = &audioCheck{}
+	}
+	var se webrtc.SettingEngine
+	se.SetICEUDPMux(rx.mux)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.LoggerFactory = quietLogger{}
+	var me webrtc.MediaEngine
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: opusClock, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		c.close()
+		return nil, err
+	}
+	// An empty registry, not nil (nil means Pion's defaults): receivers send
+	// no NACKs, reports or TWCC feedback, and run no per-call report loops.
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	c.pc = pc
+	connected := make(chan struct{})
+	failed := make(chan struct{})
+	var once, failOnce sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			once.Do(func() { close(connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			failOnce.Do(func() { close(failed) })
+		}
+	})
+	if sampled {
+		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.closed {
+				return
+			}
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				c.Audio.run(tr)
+			}()
+		})
+	}
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		c.close()
+		return nil, err
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		c.close()
+		return nil, err
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		c.close()
+		return nil, ctx.Err()
+	}
+	id, loc, answer, err := postOffer(ctx, hc, base, token, pc.LocalDescription().SDP, form)
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	c.ID, c.Location = id, loc
+	answer, c.remotes, err = loopbackOnly(answer)
+	if err == nil {
+		rx.register(c)
+		err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
+	}
+	if err != nil {
+		c.hangup(hc, base, token)
+		c.close()
+		return nil, err
+	}
+	select {
+	case <-connected:
+		return c, nil
+	case <-failed:
+		err = errors.New("load: peer connection failed")
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	c.hangup(hc, base, token)
+	c.close()
+	return nil, err
+}
+
+// postOffer performs POST /v1/calls in the given form and returns the call's
+// id, its Location and the answer SDP.
+func postOffer(ctx context.Context, hc *http.Client, base, token, offer string, form signalForm) (id, loc, answer string, err error) {
+	var body []byte
+	ct := "application/sdp"
+	if form == formJSON {
+		ct = "application/json"
+		body, _ = json.Marshal(map[string]string{"sdp": offer})
+	} else {
+		body = []byte(offer)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/calls", bytes.NewReader(body))
+	if err != nil {
+		return "", "", "", err
+	}
+	req.Header.Set("Content-Type", ct)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", "", "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", "", "", err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return "", "", "", fmt.Errorf("%w: %s: %s", errSignal, resp.Status, strings.TrimSpace(string(b)))
+	}
+	loc = resp.Header.Get("Location")
+	if form == formJSON {
+		var r struct{ ID, SDP string }
+		if err := json.Unmarshal(b, &r); err != nil {
+			return "", "", "", fmt.Errorf("%w: answer JSON: %v", errSignal, err)
+		}
+		id, answer = r.ID, r.SDP
+	} else {
+		answer = string(b)
+	}
+	if id == "" {
+		id = loc[strings.LastIndexByte(loc, '/')+1:]
+	}
+	if loc == "" && id != "" {
+		loc = "/v1/calls/" + id
+	}
+	if id == "" || answer == "" {
+		return "", "", "", fmt.Errorf("%w: no id or answer", errSignal)
+	}
+	return id, loc, answer, nil
+}
+
+// loopbackOnly drops every ICE candidate of sdp whose address is not a
+// loopback IP, so that no check is ever sent elsewhere, and fails if none
+// is left. It returns the addresses kept.
+func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
+	lines := strings.SplitAfter(sdp, "\n")
+	out := make([]string, 0, len(lines))
+	var kept []netip.AddrPort
+	for _, l := range lines {
+		if c, ok := strings.CutPrefix(strings.TrimRight(l, "\r\n"), "a=candidate:"); ok {
+			f := strings.Fields(c)
+			// foundation component transport priority address port typ ...
+			if len(f) < 6 {
+				continue
+			}
+			a, err := netip.ParseAddr(f[4])
+			if err != nil || !a.Unmap().IsLoopback() {
+				continue
+			}
+			port, err := strconv.ParseUint(f[5], 10, 16)
+			if err != nil {
+				continue
+			}
+			kept = append(kept, netip.AddrPortFrom(a.Unmap(), uint16(port)))
+		}
+		out = append(out, l)
+	}
+	if len(kept) == 0 {
+		return "", nil, errNoLoopbackCandidate
+	}
+	return strings.Join(out, ""), kept, nil
+}
+
+// hangup sends DELETE for the call; errors are ignored (the bridge may be
+// gone already).
+func (c *callClient) hangup(hc *http.Client, base, token string) {
+	if c.Location == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, base+c.Location, nil)
+	if err != nil {
+		return
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if resp, err := hc.Do(req); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// close tears down the peer connection, forgets the call's addresses and
+// waits for the decode goroutine.
+func (c *callClient) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	if c.pc != nil {
+		_ = c.pc.Close()
+	}
+	c.rx.unregister(c)
+	c.wg.Wait()
+}

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestSearchFindsThreshold(t *testing.T) {
+	cfg := searchConfig{Start: 125, Max: 1000, Probes: 12, Abs: 10, Rel: 0}
+	for _, limit := range []int{1, 124, 125, 126, 249, 250, 400, 501, 777, 999, 1000, 5000} {
+		var probed []int
+		best, steps, err := searchMaxN(cfg, func(n int) (bool, error) {
+			probed = append(probed, n)
+			return n <= limit, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(limit, cfg.Max)
+		if best > want || (want-best > cfg.Abs && len(steps) < cfg.Probes) {
+			t.Errorf("limit %d: best %d (probes %v)", limit, best, probed)
+		}
+		if len(steps) != len(probed) || len(steps) > cfg.Probes {
+			t.Errorf("limit %d: %d steps for %d probes", limit, len(steps), len(probed))
+		}
+		for _, s := range steps {
+			if s.OK != (s.N <= limit) || s.N < 1 || s.N > cfg.Max {
+				t.Errorf("limit %d: bad step %+v", limit, s)
+			}
+			if s.OK && s.N > best {
+				t.Errorf("limit %d: passing %d above best %d", limit, s.N, best)
+			}
+		}
+	}
+}
+
+func TestSearchDoublingThenBisection(t *testing.T) {
+	cfg := searchConfig{Start: 125, Max: 1000, Probes: 10, Abs: 25, Rel: 0}
+	var probed []int
+	best, _, err := searchMaxN(cfg, func(n int) (bool, error) {
+		probed = append(probed, n)
+		return n <= 600, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []int{125, 250, 500, 1000, 750, 625, 562, 593, 609}
+	if len(probed) != len(want) {
+		t.Fatalf("probed %v, want %v", probed, want)
+	}
+	for i := range want {
+		if probed[i] != want[i] {
+			t.Fatalf("probed %v, want %v", probed, want)
+		}
+	}
+	if best != 593 {
+		t.Errorf("best %d, want 593", best)
+	}
+}
+
+func TestSearchRelativeResolutionAndBudget(t *testing.T) {
+	// Rel 1/8: stop when the bracket is within 12.5% of its top.
+	cfg := searchConfig{Start: 100, Max: 1000, Probes: 20, Rel: 0.125}
+	var probed []int
+	best, _, _ := searchMaxN(cfg, func(n int) (bool, error) { probed = append(probed, n); return n <= 300, nil })
+	// 100 200 400 | 300 (350 then: bracket 300..350, 50 ≤ 43.75? no) 350 325: bracket 300..325 ok
+	if best != 300 || len(probed) != 6 {
+		t.Errorf("best %d after %v", best, probed)
+	}
+	// A budget of 3 probes: 100, 200, 400 then stop with the last pass.
+	cfg.Probes = 3
+	best, steps, _ := searchMaxN(cfg, func(n int) (bool, error) { return n <= 300, nil })
+	if best != 200 || len(steps) != 3 {
+		t.Errorf("budget: best %d steps %v", best, steps)
+	}
+}
+
+func TestSearchEdges(t *testing.T) {
+	cfg := searchConfig{Start: 50, Max: 400, Probes: 10, Abs: 1}
+	best, _, _ := searchMaxN(cfg, func(n int) (bool, error) { return true, nil })
+	if best != 400 {
+		t.Errorf("all pass: %d, want Max", best)
+	}
+	best, steps, _ := searchMaxN(cfg, func(n int) (bool, error) { return false, nil })
+	if best != 0 || len(steps) == 0 || steps[len(steps)-1].N != 1 {
+		t.Errorf("none pass: best %d steps %v", best, steps)
+	}
+	boom := errors.New("boom")
+	best, steps, err := searchMaxN(cfg, func(n int) (bool, error) {
+		if n > 100 {
+			return false, boom
+		}
+		return true, nil
+	})
+	if !errors.Is(err, boom) || best != 100 || len(steps) != 2 {
+		t.Errorf("error: best %d steps %v err %v", best, steps, err)
+	}
+	for _, bad := range []searchConfig{{Start: 0, Max: 10, Probes: 1}, {Start: 20, Max: 10, Probes: 1}, {Start: 1, Max: 10}} {
+		if _, _, err := searchMaxN(bad, func(int) (bool, error) { return true, nil }); !errors.Is(err, errSearchConfig) {
+			t.Errorf("%+v: err %v", bad, err)
+		}
+	}
+}
+
+func TestFlagParsers(t *testing.T) {
+	if m, err := parseModes("mixed"); err != nil || len(m) != 2 || m[0] != driveHTTP || m[1] != driveWS {
+		t.Errorf("mixed: %v %v", m, err)
+	}
+	if f, err := parseForms("sdp"); err != nil || len(f) != 1 || f[0] != formSDP {
+		t.Errorf("sdp: %v %v", f, err)
+	}
+	if _, err := parseModes("carrier-pigeon"); !errors.Is(err, errFlags) {
+		t.Errorf("bad mode: %v", err)
+	}
+	if _, err := parseForms("xml"); !errors.Is(err, errFlags) {
+		t.Errorf("bad form: %v", err)
+	}
+}
+
+func TestRatios(t *testing.T) {
+	r := &report{
+		Continuous: &runReport{Calls: 20, CPUPerSpeechS: 0.004},
+		Final:      &runReport{Calls: 500, Duty: 0.4, CPUPerSpeechS: 0.006, CPUPerWireS: 0.002},
+		PeerSets: []peerSet{{Peers: []peerResult{
+			{Name: "ffmpeg", PerAudioS: 0.008},
+			{Name: "broken", Err: "boom"},
+			{Name: "libopus", PerAudioS: 0.002},
+		}}, {Peers: []peerResult{{Name: "reference", PerAudioS: 1}}}},
+	}
+	got := ratios(r)
+	// 2 bases × 2 usable peers of the first set.
+	if len(got) != 4 {
+		t.Fatalf("%d ratios: %+v", len(got), got)
+	}
+	if got[0].Peer != "ffmpeg" || got[0].Ratio != 0.5 || got[1].Peer != "libopus" || got[1].Ratio != 2 {
+		t.Errorf("continuous: %+v %+v", got[0], got[1])
+	}
+	if got[3].VB != 0.002 || got[3].Ratio != 1 {
+		t.Errorf("per call-second vs libopus: %+v", got[3])
+	}
+	if ratios(&report{}) != nil {
+		t.Error("ratios without peers")
+	}
+}
+
+func TestEstimateUtterances(t *testing.T) {
+	us := estimateUtterances([]string{"abcdefghijkl", "مرحبا"})
+	if us[0].Duration != time.Second || us[1].Duration != 5*time.Second/12 {
+		t.Errorf("%+v", us)
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestPercentileNearestRank(t *testing.T) {
+	xs := func(v ...int) []time.Duration {
+		out := make([]time.Duration, len(v))
+		for i, x := range v {
+			out[i] = time.Duration(x)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		xs   []time.Duration
+		q    float64
+		want time.Duration
+	}{
+		{nil, 0.5, 0},
+		{xs(7), 0.99, 7},
+		{xs(5, 1, 4, 2, 3), 0.5, 3},
+		{xs(5, 1, 4, 2, 3), 0.2, 1},
+		{xs(5, 1, 4, 2, 3), 0.21, 2},
+		{xs(5, 1, 4, 2, 3), 1, 5},
+		{xs(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 0.9, 9},
+		{xs(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 0.91, 10},
+	} {
+		if got := percentile(slices.Clone(c.xs), c.q); got != c.want {
+			t.Errorf("percentile(%v, %v) = %v, want %v", c.xs, c.q, got, c.want)
+		}
+	}
+}
+
+func TestHistogramQuantileWithinOneBucket(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	h := NewHistogram(10*time.Microsecond, 5*time.Millisecond)
+	var xs []time.Duration
+	for range 10000 {
+		// Mostly small, a tail beyond the histogram's range.
+		d := time.Duration(rng.ExpFloat64() * float64(300*time.Microsecond))
+		xs = append(xs, d)
+		h.Add(d)
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999, 1} {
+		exact := percentile(slices.Clone(xs), q)
+		got := h.Quantile(q)
+		if got < exact || got > exact+h.Width {
+			t.Errorf("q=%v: histogram %v, exact %v (width %v)", q, got, exact, h.Width)
+		}
+	}
+	if h.Max != slices.Max(xs) {
+		t.Errorf("max %v, want %v", h.Max, slices.Max(xs))
+	}
+	if h.Count != 10000 {
+		t.Errorf("count %d", h.Count)
+	}
+}
+
+func TestHistogramOverflowAndNegative(t *testing.T) {
+	h := NewHistogram(time.Millisecond, 10*time.Millisecond)
+	h.Add(-time.Second) // counts as zero
+	h.Add(50 * time.Millisecond)
+	h.Add(70 * time.Millisecond)
+	if h.Over != 2 || h.Buckets[0] != 1 {
+		t.Fatalf("over %d, bucket0 %d", h.Over, h.Buckets[0])
+	}
+	if got := h.Quantile(0.5); got != 50*time.Millisecond && got != 70*time.Millisecond {
+		// rank 2 is in the overflow: reported as Max.
+		t.Errorf("p50 = %v", got)
+	}
+	if got := h.Quantile(1); got != 70*time.Millisecond {
+		t.Errorf("p100 = %v, want the max", got)
+	}
+	if got := h.Quantile(0.3); got != time.Millisecond {
+		t.Errorf("p30 = %v, want 1ms (the upper edge of the zero bucket)", got)
+	}
+}
+
+func TestHistogramMerge(t *testing.T) {
+	a := NewHistogram(time.Millisecond, 10*time.Millisecond)
+	b := NewHistogram(time.Millisecond, 10*time.Millisecond)
+	for i := range 5 {
+		a.Add(time.Duration(i) * time.Millisecond)
+		b.Add(time.Duration(i+5) * time.Millisecond)
+	}
+	b.Add(time.Second)
+	a.Merge(b)
+	if a.Count != 11 || a.Over != 1 || a.Max != time.Second {
+		t.Fatalf("merged: count %d over %d max %v", a.Count, a.Over, a.Max)
+	}
+	if got := a.Quantile(0.5); got != 6*time.Millisecond {
+		t.Errorf("p50 of 0..9 ms and 1 s = %v, want 6ms (bucket [5,6) upper edge)", got)
+	}
+	if a.Mean() != (45*time.Millisecond+time.Second)/11 {
+		t.Errorf("mean %v", a.Mean())
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	var xs []time.Duration
+	for i := 1; i <= 100; i++ {
+		xs = append(xs, time.Duration(i)*time.Millisecond)
+	}
+	rand.Shuffle(len(xs), func(i, j int) { xs[i], xs[j] = xs[j], xs[i] })
+	s := summarize(xs)
+	if s != (Summary{N: 100, P50: 50, P99: 99, Max: 100}) {
+		t.Errorf("summary %+v", s)
+	}
+	if summarize(nil) != (Summary{}) {
+		t.Error("empty summary not zero")
+	}
+}
