@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/pion/logging"
 )
@@ -41,7 +42,28 @@ func (l pionLogger) Debug(msg string)                  { l.logf(levelTrace, "%s"
 func (l pionLogger) Debugf(format string, args ...any) { l.logf(levelTrace, format, args...) }
 func (l pionLogger) Info(msg string)                   { l.logf(slog.LevelDebug, "%s", msg) }
 func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
-func (l pionLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
-func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l pionLogger) Warn(msg string)                   { l.warn(msg) }
+func (l pionLogger) Warnf(format string, args ...any)  { l.warn(fmt.Sprintf(format, args...)) }
 func (l pionLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
 func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
+
+// teardownNoise are Pion warnings that every hang-up produces (the SRTP
+// session refuses streams that arrive while the peer connection closes).
+// They say nothing an operator can act on, so they are logged at debug.
+var teardownNoise = []string{
+	"Failed to accept RTP stream is already closed",
+	"Failed to accept RTCP stream is already closed",
+}
+
+// warn logs a Pion warning at warn level, or at debug level when it is
+// known teardown noise.
+func (l pionLogger) warn(msg string) {
+	level := slog.LevelWarn
+	for _, n := range teardownNoise {
+		if strings.Contains(msg, n) {
+			level = slog.LevelDebug
+			break
+		}
+	}
+	l.logf(level, "%s", msg)
+}
