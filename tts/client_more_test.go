@@ -171,18 +171,7 @@ func scripted(t *testing.T, onText bool, script ...string) string {
 // scriptedInit is scripted answering initConnection with initReply.
 func scriptedInit(t *testing.T, initReply string, onText bool, script ...string) string {
 	t.Helper()
-	var hd handlers
-	up := websocket.Upgrader{}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hd.add() {
-			return
-		}
-		defer hd.done()
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
+	base := wsPeer(t, func(ws *websocket.Conn) {
 		if _, _, err := ws.ReadMessage(); err != nil {
 			return
 		}
@@ -202,9 +191,8 @@ func scriptedInit(t *testing.T, initReply string, onText bool, script ...string)
 				return
 			}
 		}
-	}))
-	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); hd.wait() })
-	return "ws" + strings.TrimPrefix(hs.URL, "http") + FaseehPath
+	})
+	return base + FaseehPath
 }
 
 // TestMalformedServerMessages: each gives a clear protocol error event, no
@@ -436,20 +424,9 @@ func TestFaseehWithoutIsFinal(t *testing.T) {
 // (EventDisconnected), not waited on forever.
 func TestKeepalive(t *testing.T) {
 	pings := make(chan struct{}, 100)
-	var hd handlers
-	up := websocket.Upgrader{}
 	var answer atomic.Bool
 	answer.Store(true)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hd.add() {
-			return
-		}
-		defer hd.done()
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
+	base := wsPeer(t, func(ws *websocket.Conn) {
 		ws.SetPingHandler(func(app string) error {
 			select {
 			case pings <- struct{}{}:
@@ -469,10 +446,9 @@ func TestKeepalive(t *testing.T) {
 				return
 			}
 		}
-	}))
-	defer func() { hs.CloseClientConnections(); hs.Close(); hd.wait() }()
+	})
 	rec := newRecorder()
-	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + FaseehPath, ModelID: "m", VoiceID: "v",
+	cfg := ClientConfig{URL: base + FaseehPath, ModelID: "m", VoiceID: "v",
 		PingInterval: 50 * time.Millisecond, MaxRedials: -1}
 	dial(t, cfg, rec)
 	select {
@@ -500,26 +476,14 @@ func TestReadAll(t *testing.T) {
 // TestInitTimeout: a service that never says connectionInitialized fails
 // Dial with a network error once InitTimeout has passed.
 func TestInitTimeout(t *testing.T) {
-	up := websocket.Upgrader{}
-	var hd handlers
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hd.add() {
-			return
-		}
-		defer hd.done()
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
+	base := wsPeer(t, func(ws *websocket.Conn) {
 		for {
 			if _, _, err := ws.ReadMessage(); err != nil {
 				return
 			}
 		}
-	}))
-	defer func() { hs.CloseClientConnections(); hs.Close(); hd.wait() }()
-	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "v", InitTimeout: 50 * time.Millisecond}
+	})
+	cfg := ClientConfig{URL: base + MunsitPath, VoiceID: "v", InitTimeout: 50 * time.Millisecond}
 	_, err := Dial(context.Background(), cfg, HandlerFuncs{})
 	if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "connectionInitialized") {
 		t.Fatalf("got %v, want a network error about connectionInitialized", err)
@@ -529,18 +493,7 @@ func TestInitTimeout(t *testing.T) {
 // TestClearBarrierNonEchoingPeer: a munsit peer that answers pings with an
 // empty payload still lets audio through after a Clear.
 func TestClearBarrierNonEchoingPeer(t *testing.T) {
-	var hd handlers
-	up := websocket.Upgrader{}
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hd.add() {
-			return
-		}
-		defer hd.done()
-		ws, err := up.Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer ws.Close()
+	base := wsPeer(t, func(ws *websocket.Conn) {
 		ws.SetPingHandler(func(string) error {
 			return ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
 		})
@@ -557,10 +510,9 @@ func TestClearBarrierNonEchoingPeer(t *testing.T) {
 				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"audio":"AQIDBA==","sampleRate":24000}`))
 			}
 		}
-	}))
-	t.Cleanup(func() { hs.Close(); hd.wait() }) // after the client's Close (cleanups run last-in first-out)
+	})
 	rec := newRecorder()
-	c := dial(t, ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "v"}, rec)
+	c := dial(t, ClientConfig{URL: base + MunsitPath, VoiceID: "v"}, rec)
 	ctx := context.Background()
 	if err := c.Clear(ctx); err != nil {
 		t.Fatal(err)

@@ -2,9 +2,14 @@ package tts
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // guard is the failure guard of every wait: generous, never a timing
@@ -175,4 +180,29 @@ func (h *handlers) wait() {
 	h.closed = true
 	h.mu.Unlock()
 	h.wg.Wait()
+}
+
+// wsPeer runs a scripted WebSocket peer on loopback: serve runs once per
+// connection with the upgraded conn, which is closed when serve returns. It
+// returns the server's ws:// base URL (append a dialect's path). Cleanup,
+// registered with t (so it runs after cleanups registered later, such as
+// a client's Close), cuts the connections and waits for every serve.
+func wsPeer(t *testing.T, serve func(ws *websocket.Conn)) string {
+	t.Helper()
+	var hd handlers
+	up := websocket.Upgrader{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !hd.add() {
+			return
+		}
+		defer hd.done()
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		serve(ws)
+	}))
+	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); hd.wait() })
+	return "ws" + strings.TrimPrefix(hs.URL, "http")
 }
