@@ -61,6 +61,7 @@ type Stats struct {
 	PacketsReceived         uint64 // RTP received from the caller
 	PacketsDropped          uint64 // received but unparsable or from a stranger
 	ReportsSent             uint64 // RTCP sender reports sent
+	PacketsHeld             uint64 // written while on hold (SetSending(false)), not sent
 }
 
 // Transport is one call's plain RTP/AVP media: see the package comment.
@@ -217,6 +218,7 @@ func (t *Transport) Stats() Stats {
 		PacketsReceived: t.packetsRecv.Load(),
 		PacketsDropped:  t.dropped.Load(),
 		ReportsSent:     t.reports.Load(),
+		PacketsHeld:     t.held.Load(),
 	}
 }
 

@@ -143,8 +143,8 @@ func TestTransportHoldDiscards(t *testing.T) {
 	if p, err := readRTP(t, c, 2*time.Second); err != nil || p.SequenceNumber != 2 {
 		t.Fatalf("got %v %v, want only packet 2 (1 was sent on hold)", p, err)
 	}
-	if st := tr.Stats(); st.PacketsSent != 1 {
-		t.Fatalf("PacketsSent %d, want 1", st.PacketsSent)
+	if st := tr.Stats(); st.PacketsSent != 1 || st.PacketsHeld != 1 {
+		t.Fatalf("sent %d held %d, want 1 and 1", st.PacketsSent, st.PacketsHeld)
 	}
 }
 
