@@ -60,7 +60,16 @@ type botCall struct {
 	echoed  atomic.Int64
 	corrupt atomic.Int64 // echoed packets whose payload is not what we sent
 	hung    atomic.Bool
+
+	// RFC 4733 key presses: digits in order, one per event (deduplicated by
+	// RTP timestamp), written by HandleRTP, read after the end.
+	digits   []byte
+	lastDTMF uint32
+	anyDTMF  bool
 }
+
+// dtmfDigits are the RFC 4733 §3.2 event codes 0-15.
+const dtmfDigits = "0123456789*#ABCD"
 
 func (b *testBot) Accept(ctx context.Context, c *Call) (CallHandler, error) {
 	if n := b.active.Add(1); b.capacity > 0 && n > b.capacity {
@@ -110,6 +119,13 @@ func (bc *botCall) speak() {
 }
 
 func (bc *botCall) HandleRTP(p *rtp.Packet) {
+	if m := bc.c.Media(); m.HasDTMF && p.PayloadType == m.DTMFPayloadType && len(p.Payload) >= 4 {
+		if p.Payload[1]&0x80 != 0 && p.Payload[0] < 16 && (!bc.anyDTMF || p.Timestamp != bc.lastDTMF) {
+			bc.digits = append(bc.digits, dtmfDigits[p.Payload[0]])
+			bc.lastDTMF, bc.anyDTMF = p.Timestamp, true
+		}
+		return
+	}
 	if p.SSRC != 0xb07 {
 		return
 	}
