@@ -44,10 +44,11 @@ type testBot struct {
 	active   atomic.Int32
 	acceptCh chan error // Accept's outcome, one per INVITE
 	calls    chan *botCall
+	pending  chan *Call // calls waiting in a blocked Accept
 }
 
 func newTestBot(t *testing.T) *testBot {
-	return &testBot{t: t, acceptCh: make(chan error, 64), calls: make(chan *botCall, 64)}
+	return &testBot{t: t, acceptCh: make(chan error, 64), calls: make(chan *botCall, 64), pending: make(chan *Call, 64)}
 }
 
 type botCall struct {
@@ -78,6 +79,7 @@ func (b *testBot) Accept(ctx context.Context, c *Call) (CallHandler, error) {
 		return nil, ErrBusy
 	}
 	if b.block {
+		b.pending <- c
 		<-ctx.Done()
 		b.active.Add(-1)
 		err := context.Cause(ctx)

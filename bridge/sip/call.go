@@ -3,6 +3,7 @@ package sip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -120,7 +121,7 @@ func (s *Server) runCall(req *siplib.Request, tx siplib.ServerTransaction) {
 
 	tr, err := plainrtp.Listen(plainrtp.Config{
 		Pool:           s.cfg.Ports,
-		LocalIP:        s.cfg.MediaIP,
+		LocalIP:        s.bindIP,
 		ClockRate:      media.Codec.ClockRate,
 		Timeout:        s.cfg.RTPTimeout,
 		ReportInterval: s.cfg.RTCPInterval,
@@ -157,29 +158,34 @@ func (s *Server) runCall(req *siplib.Request, tx siplib.ServerTransaction) {
 	end := func(cause error) { c.err.Store(&cause) }
 
 	// Ask the bridge, bounded by the answer timeout, CANCEL, Hangup and
-	// Shutdown.
-	actx, acancel := context.WithTimeoutCause(s.ctx, s.cfg.AnswerTimeout, ErrUnavailable)
-	stopCancel := context.AfterFunc(dtx.Context(), acancel)
-	stopHangup := context.AfterFunc(s.ctx, acancel)
-	go func() { // ends with actx (acancel is deferred below)
+	// Shutdown; the ctx's cause says which.
+	base, cancelBase := context.WithCancelCause(s.ctx) // Shutdown: ErrShutdown
+	actx, cancelTimeout := context.WithTimeoutCause(base, s.cfg.AnswerTimeout, ErrUnavailable)
+	stopCancel := context.AfterFunc(dtx.Context(), func() { cancelBase(ErrCanceled) })
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
 		select {
 		case <-c.hangup:
-			acancel()
+			cancelBase(ErrLocalHangup)
 		case <-actx.Done():
 		}
 	}()
 	h, err := s.acc.Accept(actx, c)
 	stopCancel()
-	stopHangup()
-	acancel()
+	cause := context.Cause(actx)
+	cancelTimeout()
+	cancelBase(nil)
+	watch.Wait()
 	if err != nil {
 		if errors.Is(context.Cause(dtx.Context()), siplib.ErrTransactionCanceled) {
 			log.Info("sip: call canceled before the answer")
 			end(ErrCanceled)
 			return // the transaction layer answered 487
 		}
-		if actx.Err() != nil && context.Cause(actx) != nil {
-			err = errors.Join(err, context.Cause(actx))
+		if cause != nil && !errors.Is(err, cause) {
+			err = fmt.Errorf("%w (%w)", err, cause)
 		}
 		code, reason := statusOf(err)
 		log.Info("sip: call not taken", "status", code, "error", err)
@@ -187,7 +193,7 @@ func (s *Server) runCall(req *siplib.Request, tx siplib.ServerTransaction) {
 		end(err)
 		return
 	}
-	cause := s.answered(c, h, tx)
+	cause = s.answered(c, h, tx)
 	end(cause)
 	h.Ended(cause)
 }

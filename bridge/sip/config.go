@@ -29,9 +29,11 @@ type Config struct {
 	// "tcp:HOST:PORT" (ParseListen parses -sip-listen). Port 0 picks one
 	// (see Server.Addrs).
 	Listen []ListenAddr
-	// MediaIP is the address RTP binds to and the SDP answer and Contact
-	// name. If zero: the first listen address's host, or, when that is
-	// unspecified (0.0.0.0), the host's first non-loopback IPv4 address.
+	// MediaIP is the address the SDP answer (c=, o=) and Contact name: a
+	// NAT's public address if there is one. If zero: the first listen
+	// address's host, or, when that is unspecified (0.0.0.0), the host's
+	// first non-loopback IPv4 address. RTP binds to the first listen
+	// address's host (all interfaces when unspecified), whatever MediaIP.
 	MediaIP netip.Addr
 	// Ports hands out RTP port pairs (-rtp-ports). If nil, the OS picks.
 	Ports *plainrtp.PortPool

@@ -67,6 +67,7 @@ type Server struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // serve loops and calls
 	nextID atomic.Uint64  // SDP session ids
+	bindIP netip.Addr     // RTP binds here: the first listen host, or all interfaces
 
 	mu     sync.Mutex
 	closed bool             // guarded by mu: no new calls
@@ -150,6 +151,10 @@ func New(cfg Config, acc Acceptor) (*Server, error) {
 		}
 		b.host, _, _ = net.SplitHostPort(l.Addr)
 		bs = append(bs, b)
+	}
+	s.bindIP = netip.IPv4Unspecified()
+	if ip, err := netip.ParseAddr(bs[0].host); err == nil && !ip.IsUnspecified() {
+		s.bindIP = ip.Unmap()
 	}
 	if !cfg.MediaIP.IsValid() {
 		ip, err := netip.ParseAddr(bs[0].host)

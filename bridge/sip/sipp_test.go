@@ -413,3 +413,58 @@ func TestSIPpFlood(t *testing.T) {
 		})
 	}
 }
+
+// TestSIPpHangupWhilePending: the bridge hangs up a call whose bot has not
+// taken it yet (DELETE before the answer): 503, and Accept's ctx says why.
+func TestSIPpHangupWhilePending(t *testing.T) {
+	needSIPp(t)
+	bot := newTestBot(t)
+	bot.block = true
+	srv, pool := testServer(t, "udp", bot, nil)
+	go func() {
+		c := <-bot.pending
+		if err := srv.Hangup(c.CallID); err != nil {
+			t.Errorf("Hangup: %v", err)
+		}
+	}()
+	if err, out := sippRun(t, srv, "busy"); err != nil {
+		t.Fatalf("sipp: %v\n%s", err, out)
+	}
+	if err := <-bot.acceptCh; !errors.Is(err, ErrLocalHangup) {
+		t.Fatalf("Accept ctx cause %v, want ErrLocalHangup", err)
+	}
+	checkClean(t, srv, pool)
+}
+
+// TestSIPpShutdownSendsBye: Shutdown sends BYE to every call and waits for
+// them; new INVITEs meanwhile would get 503.
+func TestSIPpShutdownSendsBye(t *testing.T) {
+	needSIPp(t)
+	for _, network := range networks {
+		t.Run(network, func(t *testing.T) {
+			bot := newTestBot(t)
+			srv, pool := testServer(t, network, bot, nil)
+			cmd, out := sippCmd(t, srv, "bye_in", "-m", "2", "-l", "2", "-rtp_echo")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			a, b := bot.nextCall(t), bot.nextCall(t)
+			<-a.started
+			<-b.started
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Fatalf("Shutdown: %v", err)
+			}
+			for _, bc := range []*botCall{a, b} {
+				if cause := bc.endCause(t); !errors.Is(cause, ErrShutdown) {
+					t.Errorf("cause %v, want ErrShutdown", cause)
+				}
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("sipp did not get both BYEs: %v\n%s", err, out)
+			}
+			checkClean(t, srv, pool)
+		})
+	}
+}

@@ -14,7 +14,7 @@ func statusOf(err error) (int, string) {
 		return siplib.StatusNotAcceptableHere, "Not Acceptable Here"
 	case errors.Is(err, ErrBadSDP):
 		return siplib.StatusBadRequest, "Bad Request"
-	case errors.Is(err, ErrBusy), errors.Is(err, ErrUnavailable), errors.Is(err, ErrShutdown),
+	case errors.Is(err, ErrBusy), errors.Is(err, ErrUnavailable), errors.Is(err, ErrShutdown), errors.Is(err, ErrLocalHangup),
 		errors.Is(err, context.DeadlineExceeded):
 		return siplib.StatusServiceUnavailable, "Service Unavailable"
 	}
