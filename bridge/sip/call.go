@@ -34,6 +34,11 @@ type Call struct {
 	media   Media  // guarded by mu: the current negotiation
 	version uint64 // guarded by mu: o= version of our last answer
 
+	// The re-INVITE whose 200 OK waits for its ACK (UDP retransmission).
+	reackMu   sync.Mutex
+	reackCSeq uint32        // guarded by reackMu
+	reackCh   chan struct{} // guarded by reackMu; closed by the ACK
+
 	hangup     chan struct{}
 	hangupOnce sync.Once
 	done       chan struct{}
@@ -347,8 +352,62 @@ func (s *Server) onReinvite(req *siplib.Request, tx siplib.ServerTransaction) {
 	}
 	res := siplib.NewSDPResponseFromRequest(req, body)
 	res.AppendHeader(siplib.HeaderClone(&s.dialogs[transportOf(req)].ContactHDR))
+	var acked chan struct{}
+	if transportOf(req) == "udp" {
+		acked = make(chan struct{})
+		c.reackMu.Lock()
+		c.reackCSeq, c.reackCh = req.CSeq().SeqNo, acked
+		c.reackMu.Unlock()
+	}
 	if err := tx.Respond(res); err != nil {
 		c.log.Debug("sip: re-INVITE answer failed", "error", err)
+		return
+	}
+	if acked != nil {
+		s.retransmitUntilACK(c, tx, res, acked)
+	}
+}
+
+// retransmitUntilACK resends a re-INVITE's 200 OK over UDP (T1 doubling up
+// to T2, RFC 3261 §13.3.1.4) until its ACK, for at most ACKTimeout or
+// until the call ends. A lost ACK only stops the retransmissions: the
+// session already changed.
+func (s *Server) retransmitUntilACK(c *Call, tx siplib.ServerTransaction, res *siplib.Response, acked chan struct{}) {
+	deadline := time.NewTimer(s.cfg.ACKTimeout)
+	defer deadline.Stop()
+	interval := siplib.T1
+	retrans := time.NewTimer(interval)
+	defer retrans.Stop()
+	for {
+		select {
+		case <-acked:
+			return
+		case <-retrans.C:
+			_ = tx.Respond(res)
+			interval = min(2*interval, siplib.T2)
+			retrans.Reset(interval)
+		case <-deadline.C:
+			c.log.Info("sip: no ACK for the re-INVITE's 200 OK")
+			return
+		case <-c.done:
+			return
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// ackReinvite closes the pending re-INVITE's ACK channel if ack is its.
+func (c *Call) ackReinvite(ack *siplib.Request) {
+	cseq := ack.CSeq()
+	if cseq == nil {
+		return
+	}
+	c.reackMu.Lock()
+	defer c.reackMu.Unlock()
+	if c.reackCh != nil && cseq.SeqNo == c.reackCSeq {
+		close(c.reackCh)
+		c.reackCh = nil
 	}
 }
 

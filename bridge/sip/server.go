@@ -368,6 +368,7 @@ func (s *Server) onAck(req *siplib.Request, tx siplib.ServerTransaction) {
 	if c == nil {
 		return // ACK of a rejected INVITE (absorbed by its transaction) or stray
 	}
+	c.ackReinvite(req)
 	if err := c.dtx.ReadAck(req, tx); err != nil {
 		s.log.Debug("sip: ACK not for this dialog's INVITE", "error", err)
 	}
@@ -385,15 +386,15 @@ func (s *Server) onBye(req *siplib.Request, tx siplib.ServerTransaction) {
 }
 
 func (s *Server) onInvite(req *siplib.Request, tx siplib.ServerTransaction) {
-	if to := req.To(); to != nil && to.Params.Has("tag") {
-		s.onReinvite(req, tx)
-		return
-	}
 	if !s.enter() {
 		s.respond(req, tx, siplib.StatusServiceUnavailable, "Service Unavailable")
 		return
 	}
 	defer s.wg.Done()
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		s.onReinvite(req, tx)
+		return
+	}
 	s.runCall(req, tx)
 }
 
