@@ -33,7 +33,7 @@ var toneFrames = func() [][]byte {
 // write a PCMU tone through the call's transport from the ACK on and count
 // what comes back (SIPp's -rtp_echo returns it unchanged).
 type testBot struct {
-	t        *testing.T
+	t        testing.TB
 	capacity int32 // 0: unlimited
 	block    bool  // Accept waits for its ctx (CANCEL, timeout)
 	// hangupAfter > 0: the bot hangs up (Server.Hangup) after that many
@@ -47,7 +47,7 @@ type testBot struct {
 	pending  chan *Call // calls waiting in a blocked Accept
 }
 
-func newTestBot(t *testing.T) *testBot {
+func newTestBot(t testing.TB) *testBot {
 	return &testBot{t: t, acceptCh: make(chan error, 64), calls: make(chan *botCall, 64), pending: make(chan *Call, 64)}
 }
 
@@ -75,7 +75,7 @@ const dtmfDigits = "0123456789*#ABCD"
 func (b *testBot) Accept(ctx context.Context, c *Call) (CallHandler, error) {
 	if n := b.active.Add(1); b.capacity > 0 && n > b.capacity {
 		b.active.Add(-1)
-		b.acceptCh <- ErrBusy
+		b.outcome(ErrBusy)
 		return nil, ErrBusy
 	}
 	if b.block {
@@ -83,13 +83,21 @@ func (b *testBot) Accept(ctx context.Context, c *Call) (CallHandler, error) {
 		<-ctx.Done()
 		b.active.Add(-1)
 		err := context.Cause(ctx)
-		b.acceptCh <- err
+		b.outcome(err)
 		return nil, err
 	}
 	bc := &botCall{bot: b, c: c, stop: make(chan struct{}), started: make(chan struct{}), ended: make(chan error, 1)}
-	b.acceptCh <- nil
+	b.outcome(nil)
 	b.calls <- bc
 	return bc, nil
+}
+
+// outcome records Accept's result for tests that check it (the first 64).
+func (b *testBot) outcome(err error) {
+	select {
+	case b.acceptCh <- err:
+	default:
+	}
 }
 
 func (bc *botCall) Started() {
@@ -149,7 +157,7 @@ func (bc *botCall) Ended(cause error) {
 }
 
 // nextCall waits for the next accepted call.
-func (b *testBot) nextCall(t *testing.T) *botCall {
+func (b *testBot) nextCall(t testing.TB) *botCall {
 	t.Helper()
 	select {
 	case bc := <-b.calls:
@@ -161,7 +169,7 @@ func (b *testBot) nextCall(t *testing.T) *botCall {
 }
 
 // endCause waits for the call's end.
-func (bc *botCall) endCause(t *testing.T) error {
+func (bc *botCall) endCause(t testing.TB) error {
 	t.Helper()
 	select {
 	case err := <-bc.ended:

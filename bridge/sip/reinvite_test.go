@@ -14,7 +14,7 @@ import (
 // rawDialog is a hand-driven UAC over UDP, for what SIPp cannot show:
 // whether a re-INVITE's 200 OK is retransmitted until its ACK.
 type rawDialog struct {
-	t      *testing.T
+	t      testing.TB
 	c      *net.UDPConn
 	to     *net.UDPAddr
 	callID string
@@ -69,7 +69,7 @@ func (d *rawDialog) final(cseq uint32) *siplib.Response {
 		if res == nil {
 			d.t.Fatalf("no final response to CSeq %d", cseq)
 		}
-		if res.StatusCode >= 200 && res.CSeq().SeqNo == cseq {
+		if res.StatusCode >= 200 && res.CSeq().SeqNo == cseq && res.CallID().Value() == d.callID {
 			return res
 		}
 	}

@@ -71,7 +71,7 @@ func freePort(t *testing.T) int {
 }
 
 // testServer starts a Server on loopback over network ("udp" or "tcp").
-func testServer(t *testing.T, network string, bot *testBot, tweak func(*Config)) (*Server, *plainrtp.PortPool) {
+func testServer(t testing.TB, network string, bot *testBot, tweak func(*Config)) (*Server, *plainrtp.PortPool) {
 	t.Helper()
 	pool := plainrtp.NewPortPool(0, 0)
 	cfg := Config{
@@ -174,7 +174,7 @@ func tail(s string, n int) string {
 }
 
 // checkClean asserts the server let go of every call and port.
-func checkClean(t *testing.T, srv *Server, pool *plainrtp.PortPool) {
+func checkClean(t testing.TB, srv *Server, pool *plainrtp.PortPool) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for srv.Calls() != 0 && time.Now().Before(deadline) {
