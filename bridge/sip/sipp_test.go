@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -26,39 +27,30 @@ func needSIPp(t *testing.T) {
 	}
 }
 
-// freePort is a port free for both UDP and TCP on loopback right now;
-// even, so SIPp's media port (and +1, +2, +3) are likely free as well.
-func freePort(t *testing.T) int {
+// freePort is a port free for both UDP and TCP on loopback right now, with
+// the next three free too (SIPp's media port is port+2). It is picked
+// below the kernel's ephemeral range (32768 and up by default), so the
+// server's own ephemeral RTP ports cannot take it before SIPp binds.
+func freePort(t testing.TB) int {
 	t.Helper()
-	for range 100 {
-		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		if port%2 != 0 || port > 65000 {
-			u.Close()
-			continue
-		}
-		var ls []interface{ Close() error }
+	for range 200 {
+		port := 20000 + 4*rand.IntN(3000) // 20000..31996
 		ok := true
-		for p := port; p < port+4; p++ {
+		var ls []interface{ Close() error }
+		for p := port; p < port+4 && ok; p++ {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
 				ok = false
 				break
 			}
 			ls = append(ls, l)
-			if p > port {
-				c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
-				if err != nil {
-					ok = false
-					break
-				}
-				ls = append(ls, c)
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
+			if err != nil {
+				ok = false
+				break
 			}
+			ls = append(ls, c)
 		}
-		u.Close()
 		for _, l := range ls {
 			l.Close()
 		}
@@ -401,8 +393,15 @@ func TestSIPpFlood(t *testing.T) {
 			if err := busy.Start(); err != nil {
 				t.Fatal(err)
 			}
-			bot.nextCall(t)
-			bot.nextCall(t)
+			for range 2 {
+				select {
+				case <-bot.calls:
+				case <-time.After(20 * time.Second):
+					busy.Process.Kill()
+					busy.Wait()
+					t.Fatalf("the two calls did not come up:\n%s", out)
+				}
+			}
 			if err, out := sippRun(t, srv, "busy", "-m", "20", "-r", "200", "-l", "20"); err != nil {
 				t.Fatalf("flood: %v\n%s", err, out)
 			}
