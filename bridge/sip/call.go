@@ -39,6 +39,7 @@ type Call struct {
 	reackCSeq uint32        // guarded by reackMu
 	reackCh   chan struct{} // guarded by reackMu; closed by the ACK
 
+	byeIn      atomic.Bool // the caller sent BYE (vs. the INVITE transaction timing out)
 	hangup     chan struct{}
 	hangupOnce sync.Once
 	done       chan struct{}
@@ -274,10 +275,18 @@ func (s *Server) sendOK(c *Call, tx siplib.ServerTransaction, body []byte) error
 				if errors.Is(context.Cause(c.dtx.Context()), siplib.ErrTransactionCanceled) {
 					return ErrCanceled
 				}
+				if c.byeIn.Load() {
+					return ErrHangup
+				}
+				return ErrNoACK
+			}
+		case <-c.dtx.Context().Done():
+			if c.byeIn.Load() {
 				return ErrHangup
 			}
-		case <-c.dtx.Context().Done(): // ended without a state callback
-			return ErrHangup
+			// sipgo ends a dialog whose INVITE transaction terminated before
+			// the ACK (Timer L, a closed TCP connection): no ACK came.
+			return ErrNoACK
 		case <-retrans.C:
 			_ = tx.Respond(res) // fails once the transaction is gone: the deadline ends it
 			interval = min(2*interval, siplib.T2)

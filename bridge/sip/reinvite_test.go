@@ -127,3 +127,41 @@ func TestReinviteOKRetransmittedUntilACK(t *testing.T) {
 	}
 	checkClean(t, srv, pool)
 }
+
+// TestForcedCodec: Config.Codec picks the codec whatever the offer's
+// order, and an offer without it gets 488.
+func TestForcedCodec(t *testing.T) {
+	bot := newTestBot(t)
+	srv, pool := testServer(t, "udp", bot, func(c *Config) { c.Codec = "pcma" })
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	to, _ := net.ResolveUDPAddr("udp", srv.Addrs()[0].Addr)
+	offer := func(formats string) string {
+		return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP " + formats + "\r\n"
+	}
+
+	d := &rawDialog{t: t, c: c, to: to, callID: fmt.Sprintf("forced-a-%d", time.Now().UnixNano())}
+	d.send("INVITE", 1, offer("0"))
+	if res := d.final(1); res.StatusCode != 488 {
+		t.Fatalf("PCMU-only offer with pcma forced: %d, want 488", res.StatusCode)
+	}
+	d.send("ACK", 1, "")
+
+	d = &rawDialog{t: t, c: c, to: to, callID: fmt.Sprintf("forced-b-%d", time.Now().UnixNano())}
+	d.send("INVITE", 1, offer("0 8"))
+	res := d.final(1)
+	if res.StatusCode != 200 || !strings.Contains(string(res.Body()), "m=audio ") ||
+		!strings.Contains(string(res.Body()), " RTP/AVP 8\r\n") {
+		t.Fatalf("offer 0 8 with pcma forced: %d\n%s", res.StatusCode, res.Body())
+	}
+	d.toTag, _ = res.To().Params.Get("tag")
+	d.send("ACK", 1, "")
+	bc := bot.nextCall(t)
+	d.send("BYE", 2, "")
+	d.final(2)
+	bc.endCause(t)
+	checkClean(t, srv, pool)
+}

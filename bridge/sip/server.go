@@ -380,6 +380,7 @@ func (s *Server) onBye(req *siplib.Request, tx siplib.ServerTransaction) {
 		s.respond(req, tx, siplib.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist")
 		return
 	}
+	c.byeIn.Store(true)
 	if err := c.dtx.ReadBye(req, tx); err != nil {
 		s.respond(req, tx, siplib.StatusBadRequest, "Bad Request")
 	}
