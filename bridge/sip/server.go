@@ -213,7 +213,8 @@ func New(cfg Config, acc Acceptor) (*Server, error) {
 			s.listeners = append(s.listeners, b.tcp)
 			go func(l net.Listener) {
 				defer s.wg.Done()
-				if err := s.srv.ServeTCP(l); err != nil && s.ctx.Err() == nil {
+				err := s.srv.ServeTCP(l) // always non-nil
+				if s.ctx.Err() == nil {
 					s.log.Error("sip: serve tcp ended", "error", err)
 				}
 			}(b.tcp)

@@ -94,14 +94,23 @@ func testServer(t testing.TB, network string, bot *testBot, tweak func(*Config))
 // sippRun runs one SIPp scenario from testdata against srv and returns
 // its exit error and output. SIPp exits 0 only when every call followed
 // the scenario (every check_it regexp matched, nothing unexpected came).
-func sippRun(t *testing.T, srv *Server, scenario string, args ...string) (error, string) {
+func sippRun(t *testing.T, srv *Server, scenario string, args ...string) (string, error) {
 	t.Helper()
-	cmd, out := sippCmd(t, srv, scenario, args...)
+	cmd, out, dir := sippCmdIn(t, srv, scenario, args...)
 	err := cmd.Run()
-	return err, out.String() + readErrors(t)
+	errs, _ := os.ReadFile(filepath.Join(dir, "errors.log"))
+	return out.String() + string(errs), err
 }
 
+// sippCmd is a SIPp command for scenario against srv, not started.
 func sippCmd(t *testing.T, srv *Server, scenario string, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd, out, _ := sippCmdIn(t, srv, scenario, args...)
+	return cmd, out
+}
+
+// sippCmdIn also returns the directory SIPp runs and writes its logs in.
+func sippCmdIn(t *testing.T, srv *Server, scenario string, args ...string) (*exec.Cmd, *bytes.Buffer, string) {
 	t.Helper()
 	addr := srv.Addrs()[0]
 	tp := "u1"
@@ -131,11 +140,8 @@ func sippCmd(t *testing.T, srv *Server, scenario string, args ...string) (*exec.
 			t.Logf("SIPp messages of %s:\n%s", scenario, tail(string(b), 6000))
 		}
 	})
-	lastDir = dir
-	return cmd, &out
+	return cmd, &out, dir
 }
-
-var lastDir string
 
 func scenarioPath(t *testing.T, name string) string {
 	p, err := filepath.Abs(filepath.Join("testdata", name+".xml"))
@@ -151,11 +157,6 @@ func testLogger() *slog.Logger {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
-}
-
-func readErrors(t *testing.T) string {
-	b, _ := os.ReadFile(filepath.Join(lastDir, "errors.log"))
-	return string(b)
 }
 
 func tail(s string, n int) string {
@@ -190,7 +191,7 @@ func TestSIPpCallerHangsUp(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			bot := newTestBot(t)
 			srv, pool := testServer(t, network, bot, nil)
-			if err, out := sippRun(t, srv, "call", "-rtp_echo"); err != nil {
+			if out, err := sippRun(t, srv, "call", "-rtp_echo"); err != nil {
 				t.Fatalf("sipp: %v\n%s", err, out)
 			}
 			bc := bot.nextCall(t)
@@ -222,7 +223,7 @@ func TestSIPpBridgeHangsUp(t *testing.T) {
 			bot := newTestBot(t)
 			bot.hangupAfter = 10
 			srv, pool := testServer(t, network, bot, nil)
-			if err, out := sippRun(t, srv, "bye_in", "-rtp_echo"); err != nil {
+			if out, err := sippRun(t, srv, "bye_in", "-rtp_echo"); err != nil {
 				t.Fatalf("sipp: %v\n%s", err, out)
 			}
 			bc := bot.nextCall(t)
@@ -243,7 +244,7 @@ func TestSIPpRTPTimeout(t *testing.T) {
 	needSIPp(t)
 	bot := newTestBot(t)
 	srv, pool := testServer(t, "udp", bot, func(c *Config) { c.RTPTimeout = 300 * time.Millisecond })
-	if err, out := sippRun(t, srv, "bye_in"); err != nil { // no -rtp_echo: silence
+	if out, err := sippRun(t, srv, "bye_in"); err != nil { // no -rtp_echo: silence
 		t.Fatalf("sipp: %v\n%s", err, out)
 	}
 	bc := bot.nextCall(t)
@@ -261,7 +262,7 @@ func TestSIPpNoACK(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			bot := newTestBot(t)
 			srv, pool := testServer(t, network, bot, func(c *Config) { c.ACKTimeout = 400 * time.Millisecond })
-			if err, out := sippRun(t, srv, "no_ack"); err != nil {
+			if out, err := sippRun(t, srv, "no_ack"); err != nil {
 				t.Fatalf("sipp: %v\n%s", err, out)
 			}
 			bc := bot.nextCall(t)
@@ -287,7 +288,7 @@ func TestSIPpCancel(t *testing.T) {
 			bot := newTestBot(t)
 			bot.block = true
 			srv, pool := testServer(t, network, bot, nil)
-			if err, out := sippRun(t, srv, "cancel"); err != nil {
+			if out, err := sippRun(t, srv, "cancel"); err != nil {
 				t.Fatalf("sipp: %v\n%s", err, out)
 			}
 			select {
@@ -309,7 +310,7 @@ func TestSIPpAnswerTimeout(t *testing.T) {
 	bot := newTestBot(t)
 	bot.block = true
 	srv, pool := testServer(t, "udp", bot, func(c *Config) { c.AnswerTimeout = 300 * time.Millisecond })
-	if err, out := sippRun(t, srv, "busy"); err != nil {
+	if out, err := sippRun(t, srv, "busy"); err != nil {
 		t.Fatalf("sipp: %v\n%s", err, out)
 	}
 	if err := <-bot.acceptCh; !errors.Is(err, ErrUnavailable) {
@@ -326,7 +327,7 @@ func TestSIPpNotAcceptable(t *testing.T) {
 			bot := newTestBot(t)
 			srv, pool := testServer(t, network, bot, nil)
 			for _, sc := range []string{"no_codec", "no_audio"} {
-				if err, out := sippRun(t, srv, sc); err != nil {
+				if out, err := sippRun(t, srv, sc); err != nil {
 					t.Fatalf("sipp %s: %v\n%s", sc, err, out)
 				}
 			}
@@ -344,7 +345,7 @@ func TestSIPpOptions(t *testing.T) {
 	for _, network := range networks {
 		t.Run(network, func(t *testing.T) {
 			srv, _ := testServer(t, network, newTestBot(t), nil)
-			if err, out := sippRun(t, srv, "options"); err != nil {
+			if out, err := sippRun(t, srv, "options"); err != nil {
 				t.Fatalf("sipp: %v\n%s", err, out)
 			}
 		})
@@ -359,7 +360,7 @@ func TestSIPpHold(t *testing.T) {
 		t.Run(network, func(t *testing.T) {
 			bot := newTestBot(t)
 			srv, pool := testServer(t, network, bot, nil)
-			if err, out := sippRun(t, srv, "hold", "-rtp_echo"); err != nil {
+			if out, err := sippRun(t, srv, "hold", "-rtp_echo"); err != nil {
 				t.Fatalf("sipp: %v\n%s", err, out)
 			}
 			bc := bot.nextCall(t)
@@ -402,7 +403,7 @@ func TestSIPpFlood(t *testing.T) {
 					t.Fatalf("the two calls did not come up:\n%s", out)
 				}
 			}
-			if err, out := sippRun(t, srv, "busy", "-m", "20", "-r", "200", "-l", "20"); err != nil {
+			if out, err := sippRun(t, srv, "busy", "-m", "20", "-r", "200", "-l", "20"); err != nil {
 				t.Fatalf("flood: %v\n%s", err, out)
 			}
 			if err := busy.Wait(); err != nil {
@@ -426,7 +427,7 @@ func TestSIPpHangupWhilePending(t *testing.T) {
 			t.Errorf("Hangup: %v", err)
 		}
 	}()
-	if err, out := sippRun(t, srv, "busy"); err != nil {
+	if out, err := sippRun(t, srv, "busy"); err != nil {
 		t.Fatalf("sipp: %v\n%s", err, out)
 	}
 	if err := <-bot.acceptCh; !errors.Is(err, ErrLocalHangup) {
