@@ -93,6 +93,12 @@ type Media struct {
 	RemoteRTP, RemoteRTCP netip.AddrPort
 	// Offered is the offer's direction (sendrecv if it named none).
 	Offered Direction
+
+	// lines are the offer's m= lines and audio the index of the one
+	// negotiated: the answer has as many, the others rejected with port 0
+	// (RFC 3264 §6).
+	lines []sdp.MediaName
+	audio int
 }
 
 // Hold reports whether the offer puts the bridge on hold: it will not
@@ -118,17 +124,17 @@ func Negotiate(offer []byte, force string) (Media, error) {
 		return Media{}, fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	var md *sdp.MediaDescription
-	for _, m := range sd.MediaDescriptions {
-		if m.MediaName.Media == "audio" && m.MediaName.Port.Value != 0 &&
+	var out Media
+	for i, m := range sd.MediaDescriptions {
+		out.lines = append(out.lines, m.MediaName)
+		if md == nil && m.MediaName.Media == "audio" && m.MediaName.Port.Value != 0 &&
 			strings.Join(m.MediaName.Protos, "/") == "RTP/AVP" {
-			md = m
-			break
+			md, out.audio = m, i
 		}
 	}
 	if md == nil {
 		return Media{}, ErrNoAudio
 	}
-	var out Media
 	ip, err := connectionAddr(&sd, md)
 	if err != nil {
 		return Media{}, err
@@ -315,15 +321,30 @@ func Answer(m Media, ip netip.Addr, port int, sessionID, version uint64) ([]byte
 		SessionName:           "voicebridge",
 		ConnectionInformation: conn,
 		TimeDescriptions:      []sdp.TimeDescription{{}},
-		MediaDescriptions: []*sdp.MediaDescription{{
-			MediaName: sdp.MediaName{
-				Media:   "audio",
-				Port:    sdp.RangedPort{Value: port},
-				Protos:  []string{"RTP", "AVP"},
-				Formats: formats,
-			},
-			Attributes: attrs,
-		}},
+	}
+	audio := &sdp.MediaDescription{
+		MediaName: sdp.MediaName{
+			Media:   "audio",
+			Port:    sdp.RangedPort{Value: port},
+			Protos:  []string{"RTP", "AVP"},
+			Formats: formats,
+		},
+		Attributes: attrs,
+	}
+	if len(m.lines) == 0 {
+		sd.MediaDescriptions = []*sdp.MediaDescription{audio}
+	}
+	for i, l := range m.lines {
+		if i == m.audio {
+			sd.MediaDescriptions = append(sd.MediaDescriptions, audio)
+			continue
+		}
+		// A stream we do not take: same media, proto and one format, port 0.
+		rejected := sdp.MediaName{Media: l.Media, Port: sdp.RangedPort{Value: 0}, Protos: l.Protos, Formats: l.Formats}
+		if len(rejected.Formats) > 1 {
+			rejected.Formats = rejected.Formats[:1]
+		}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, &sdp.MediaDescription{MediaName: rejected})
 	}
 	return sd.Marshal()
 }

@@ -119,3 +119,26 @@ func TestParseCodec(t *testing.T) {
 		t.Error("g729 accepted")
 	}
 }
+
+// TestAnswerRejectsOtherStreams: an offer with video and audio gets an
+// answer with both m= lines in order, video rejected with port 0.
+func TestAnswerRejectsOtherStreams(t *testing.T) {
+	o := offer("10.0.0.1", "video 5000 RTP/AVP 96 97", "a=rtpmap:96 VP8/90000", "m=audio 4000 RTP/AVP 8")
+	m, err := Negotiate(o, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Answer(m, netip.MustParseAddr("192.0.2.7"), 30000, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	v, a := strings.Index(s, "m=video 0 RTP/AVP 96\r\n"), strings.Index(s, "m=audio 30000 RTP/AVP 8\r\n")
+	if v < 0 || a < 0 || v > a {
+		t.Fatalf("want video rejected then audio:\n%s", s)
+	}
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(b); err != nil || len(sd.MediaDescriptions) != 2 {
+		t.Fatalf("answer: %v, %d m= lines", err, len(sd.MediaDescriptions))
+	}
+}
