@@ -63,11 +63,12 @@ type Server struct {
 	listeners []io.Closer
 	addrs     []ListenAddr
 
-	ctx    context.Context // cancelled by Shutdown
-	cancel context.CancelCauseFunc
-	wg     sync.WaitGroup // serve loops and calls
-	nextID atomic.Uint64  // SDP session ids
-	bindIP netip.Addr     // RTP binds here: the first listen host, or all interfaces
+	ctx       context.Context // cancelled by Shutdown
+	cancel    context.CancelCauseFunc
+	wg        sync.WaitGroup // serve loops and calls
+	closeOnce sync.Once      // listeners and the user agent
+	nextID    atomic.Uint64  // SDP session ids
+	bindIP    netip.Addr     // RTP binds here: the first listen host, or all interfaces
 
 	mu     sync.Mutex
 	closed bool             // guarded by mu: no new calls
@@ -237,10 +238,10 @@ func (s *Server) Calls() int {
 	return len(s.calls)
 }
 
-// Hangup ends the call with SIP Call-ID callID (BYE once answered; 487
-// is not possible after Accept so a pending call is rejected with 503). It
-// returns at once; Call.Done tells when the call is over. ErrCallNotFound
-// if there is no such call.
+// Hangup ends the call with SIP Call-ID callID: BYE once answered; a call
+// still waiting in Accept is rejected with 503 (its Accept ctx ends with
+// ErrLocalHangup). It returns at once; Call.Done tells when the call is
+// over. ErrCallNotFound if there is no such call.
 func (s *Server) Hangup(callID string) error {
 	s.mu.Lock()
 	var found *Call
@@ -286,10 +287,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}()
 	<-callsDone
-	for _, l := range s.listeners {
-		_ = l.Close()
-	}
-	_ = s.ua.Close()
+	s.closeOnce.Do(func() {
+		for _, l := range s.listeners {
+			_ = l.Close()
+		}
+		_ = s.ua.Close()
+	})
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -468,3 +468,13 @@ func TestSIPpShutdownSendsBye(t *testing.T) {
 		})
 	}
 }
+
+func TestShutdownTwice(t *testing.T) {
+	srv, _ := testServer(t, "udp", newTestBot(t), nil) // Cleanup shuts down again
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
