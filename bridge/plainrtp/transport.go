@@ -79,6 +79,7 @@ type Transport struct {
 	start  sync.Once
 	close  sync.Once
 
+	allowed    atomic.Pointer[[]netip.Addr]   // if set, the only source IPs taken
 	remote     atomic.Pointer[netip.AddrPort] // where RTP goes
 	remoteRTCP atomic.Pointer[netip.AddrPort] // where RTCP goes
 	latched    atomic.Bool                    // remote is the caller's RTP source
@@ -157,6 +158,33 @@ func (t *Transport) SetRemote(rtpAddr, rtcpAddr netip.AddrPort) {
 	t.remoteRTCP.Store(&c)
 	t.latched.Store(false)
 	t.rtcpLatch.Store(false)
+}
+
+// AllowSources restricts which source IPs the transport accepts RTP from
+// and latches to (e.g. the SDP address and the SIP signaling source), so a
+// stranger who guesses the port cannot take the call's media over. None:
+// any source may latch first.
+func (t *Transport) AllowSources(ips ...netip.Addr) {
+	l := make([]netip.Addr, 0, len(ips))
+	for _, ip := range ips {
+		if ip.IsValid() {
+			l = append(l, ip.Unmap())
+		}
+	}
+	t.allowed.Store(&l)
+}
+
+func (t *Transport) allowedSource(ip netip.Addr) bool {
+	l := t.allowed.Load()
+	if l == nil || len(*l) == 0 {
+		return true
+	}
+	for _, a := range *l {
+		if a == ip {
+			return true
+		}
+	}
+	return false
 }
 
 // Remote is where RTP currently goes (zero before SetRemote).
@@ -275,6 +303,10 @@ func (t *Transport) readRTP(sink Sink) {
 			continue
 		}
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+		if !t.allowedSource(src.Addr()) {
+			t.dropped.Add(1)
+			continue
+		}
 		if !t.latched.Load() {
 			s := src
 			t.remote.Store(&s)

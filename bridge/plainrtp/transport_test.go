@@ -282,3 +282,33 @@ func BenchmarkWriteRTP(b *testing.B) {
 		_ = tr.WriteRTP(p)
 	}
 }
+
+// TestTransportAllowSources: RTP from an IP outside the allowed ones
+// neither latches nor reaches the sink.
+func TestTransportAllowSources(t *testing.T) {
+	tr, err := Listen(Config{LocalIP: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	sdpAddr := peer(t)
+	tr.SetRemote(addrOf(sdpAddr), addrOf(sdpAddr))
+	tr.AllowSources(netip.MustParseAddr("192.0.2.1")) // not loopback
+	var got atomic.Uint64
+	tr.Start(func(*rtp.Packet) { got.Add(1) })
+	send(t, peer(t), netip.AddrPortFrom(loopback, uint16(tr.LocalPort())), packet(1, 0))
+	for tr.Stats().PacketsDropped == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if got.Load() != 0 || tr.Remote() != addrOf(sdpAddr) {
+		t.Fatalf("a stranger's packet: delivered %d, remote %v", got.Load(), tr.Remote())
+	}
+	tr.AllowSources(loopback)
+	send(t, peer(t), netip.AddrPortFrom(loopback, uint16(tr.LocalPort())), packet(2, 160))
+	for tr.Stats().PacketsReceived == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if got.Load() != 1 {
+		t.Fatalf("an allowed packet: delivered %d", got.Load())
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,7 @@ type Call struct {
 	srv       *Server
 	log       *slog.Logger
 	dialogID  string
+	sigIP     netip.Addr // the INVITE's source address
 	dtx       *sipgo.DialogServerSession
 	sessionID uint64
 
@@ -78,6 +80,7 @@ func (c *Call) applyMedia(m Media) {
 			c.Transport.SetRemote(m.RemoteRTP, m.RemoteRTCP)
 		}
 	}
+	c.Transport.AllowSources(m.RemoteRTP.Addr(), c.sigIP)
 	c.Transport.SetSending(!m.Hold())
 	c.Transport.ExpectRTP(m.Offered.Sends())
 }
@@ -157,6 +160,13 @@ func (s *Server) runCall(req *siplib.Request, tx siplib.ServerTransaction) {
 	if h := req.To(); h != nil {
 		c.To = h.Address.String()
 	}
+	// RTP may come from the SDP address or from where the signaling came
+	// from (the caller's NAT), nobody else.
+	sigIP := netip.Addr{}
+	if ap, err := netip.ParseAddrPort(req.Source()); err == nil {
+		sigIP = ap.Addr()
+	}
+	c.sigIP = sigIP
 	c.applyMedia(media)
 	s.add(c)
 	defer s.remove(c)
