@@ -75,7 +75,10 @@ func (d *rawDialog) final(cseq uint32) *siplib.Response {
 	}
 }
 
-func TestReinviteOKRetransmittedUntilACK(t *testing.T) {
+// TestReinviteHoldMoveRetransmit: re-INVITE inactive is answered inactive
+// and its 200 OK is retransmitted until the ACK, and no longer; a re-INVITE
+// to a new port moves the bot's RTP there.
+func TestReinviteHoldMoveRetransmit(t *testing.T) {
 	bot := newTestBot(t)
 	srv, pool := testServer(t, "udp", bot, nil)
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -85,8 +88,9 @@ func TestReinviteOKRetransmittedUntilACK(t *testing.T) {
 	defer c.Close()
 	to, _ := net.ResolveUDPAddr("udp", srv.Addrs()[0].Addr)
 	d := &rawDialog{t: t, c: c, to: to, callID: fmt.Sprintf("reinv-%d", time.Now().UnixNano())}
+	port := 4000
 	sdp := func(dir string) string {
-		return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=" + dir + "\r\n"
+		return fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio %d RTP/AVP 0\r\na=%s\r\n", port, dir)
 	}
 
 	d.send("INVITE", 1, sdp("sendrecv"))
@@ -118,8 +122,30 @@ func TestReinviteOKRetransmittedUntilACK(t *testing.T) {
 		t.Fatalf("after re-INVITE inactive: %+v", m)
 	}
 
-	d.send("BYE", 3, "")
-	if res := d.final(3); res.StatusCode != 200 {
+	// Unhold to a new address: the tone arrives there (on the wire).
+	media, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer media.Close()
+	port = media.LocalAddr().(*net.UDPAddr).Port
+	d.send("INVITE", 3, sdp("sendrecv"))
+	if ok = d.final(3); ok.StatusCode != 200 || !strings.Contains(string(ok.Body()), "a=sendrecv") {
+		t.Fatalf("re-INVITE unhold: %d\n%s", ok.StatusCode, ok.Body())
+	}
+	d.send("ACK", 3, "")
+	buf := make([]byte, 1500)
+	_ = media.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := media.Read(buf)
+	if err != nil {
+		t.Fatalf("no RTP at the new address: %v", err)
+	}
+	if n != 12+160 || buf[1]&0x7f != 0 {
+		t.Fatalf("got %d bytes PT %d at the new address, want a 20 ms PCMU packet", n, buf[1]&0x7f)
+	}
+
+	d.send("BYE", 4, "")
+	if res := d.final(4); res.StatusCode != 200 {
 		t.Fatalf("BYE: %d", res.StatusCode)
 	}
 	if cause := bc.endCause(t); !errors.Is(cause, ErrHangup) {
