@@ -19,18 +19,25 @@ type rawDialog struct {
 	to     *net.UDPAddr
 	callID string
 	toTag  string
+	// rejected: the INVITE got a final non-2xx answer, whose ACK belongs
+	// to the INVITE's transaction (same branch, RFC 3261 §17.1.1.3).
+	rejected bool
 }
 
 func (d *rawDialog) send(method string, cseq int, body string) {
 	d.t.Helper()
 	local := d.c.LocalAddr().String()
+	branchMethod := method
+	if method == "ACK" && d.rejected {
+		branchMethod = "INVITE"
+	}
 	to := "<sip:bot@127.0.0.1>"
 	if d.toTag != "" {
 		to += ";tag=" + d.toTag
 	}
 	msg := fmt.Sprintf("%s sip:bot@%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bK%s%d%s\r\n"+
 		"From: <sip:caller@%s>;tag=raw\r\nTo: %s\r\nCall-ID: %s\r\nCSeq: %d %s\r\nContact: <sip:caller@%s>\r\nMax-Forwards: 70\r\n",
-		method, d.to, local, d.callID, cseq, method, local, to, d.callID, cseq, method, local)
+		method, d.to, local, d.callID, cseq, branchMethod, local, to, d.callID, cseq, method, local)
 	if body != "" {
 		msg += "Content-Type: application/sdp\r\n"
 	}
@@ -174,7 +181,11 @@ func TestForcedCodec(t *testing.T) {
 	if res := d.final(1); res.StatusCode != 488 {
 		t.Fatalf("PCMU-only offer with pcma forced: %d, want 488", res.StatusCode)
 	}
+	d.rejected = true
 	d.send("ACK", 1, "")
+	if res := d.next(1500 * time.Millisecond); res != nil {
+		t.Fatalf("the 488 is retransmitted after its ACK: %d", res.StatusCode)
+	}
 
 	d = &rawDialog{t: t, c: c, to: to, callID: fmt.Sprintf("forced-b-%d", time.Now().UnixNano())}
 	d.send("INVITE", 1, offer("0 8"))
