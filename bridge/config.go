@@ -92,6 +92,17 @@ type Config struct {
 	// disconnected this long (the client vanished). If zero,
 	// DefaultDisconnectedTimeout.
 	DisconnectedTimeout time.Duration
+
+	// SIP front door (config_sip.go). SIPListen is -sip-listen: comma-
+	// separated udp:HOST:PORT / tcp:HOST:PORT; empty = no SIP. RTPPortMin
+	// and RTPPortMax are -rtp-ports (both zero: ephemeral). BotURL is
+	// -bot-url, dialed for every SIP call; it may hold credentials and is
+	// never logged. RTPTimeout ends a SIP call without caller RTP for that
+	// long; if zero, 30 s.
+	SIPListen              string
+	RTPPortMin, RTPPortMax int
+	BotURL                 string
+	RTPTimeout             time.Duration
 }
 
 // validFormats are the output formats both seeds know.
@@ -191,5 +202,5 @@ func (c Config) Validate() error {
 	if len(c.TURNServers) > 0 && (c.TURNUsername == "" || c.TURNPassword == "") {
 		return fmt.Errorf("%w: turn servers need turn-username and turn-password", ErrInvalidConfig)
 	}
-	return nil
+	return c.validateSIP()
 }

@@ -140,6 +140,10 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.MaxPendingText, "max-text", bridge.DefaultMaxPendingText, "bytes of not-yet-spoken text a call may hold; beyond it text is refused with 429")
 	fs.DurationVar(&cfg.ConnectTimeout, "connect-timeout", bridge.DefaultConnectTimeout, "end a call whose client has not connected this long after the answer")
 	fs.DurationVar(&cfg.DisconnectedTimeout, "disconnect-timeout", bridge.DefaultDisconnectedTimeout, "end a call whose peer connection stays disconnected this long")
+	fs.StringVar(&cfg.SIPListen, "sip-listen", "", "SIP `ADDRS` to answer calls on, comma-separated udp:HOST:PORT or tcp:HOST:PORT (empty: no SIP)")
+	fs.Var(portRangeValue{&cfg.RTPPortMin, &cfg.RTPPortMax}, "rtp-ports", "UDP port range `MIN-MAX` for SIP calls' RTP (even port) and RTCP (+1) (empty: ephemeral ports)")
+	fs.StringVar(&cfg.BotURL, "bot-url", "", "ws:// or wss:// `URL` of the bot dialed for every SIP call (query call_id, from, to, listen added); credentials in it are never logged")
+	fs.DurationVar(&cfg.RTPTimeout, "rtp-timeout", 30*time.Second, "end a SIP call whose caller sent no RTP this long")
 	o.logFormat = "text"
 	fs.Var(logFormatValue{&o.logFormat}, "log-format", "log `FORMAT`: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error")
