@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -401,5 +402,35 @@ func TestWHIPDeleteBounded(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent || stalled.Load() != 1 {
 		t.Fatalf("delete: %d, %d stalled DELETEs", resp.StatusCode, stalled.Load())
+	}
+}
+
+// TestWHIPRedirectLimits: a redirect loop ends after maxWHIPRedirects hops,
+// and a redirect from https to http is not followed with a token.
+func TestWHIPRedirectLimits(t *testing.T) {
+	var hops atomic.Int32
+	loop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hops.Add(1)
+		http.Redirect(w, r, "/again", http.StatusTemporaryRedirect)
+	}))
+	defer loop.Close()
+	b := newBridge(t, Config{})
+	resp, body := b.publish(t, map[string]any{"url": loop.URL + "/whip"})
+	wantError(t, resp, body, http.StatusBadGateway, "whip_failed")
+	if !strings.Contains(string(body), "redirected more than 5 times") || hops.Load() != maxWHIPRedirects+1 {
+		t.Errorf("%d hops: %s", hops.Load(), body)
+	}
+
+	from, _ := url.Parse("https://sfu.example/whip")
+	red := &http.Response{StatusCode: http.StatusTemporaryRedirect, Header: http.Header{"Location": {"http://sfu.example/whip"}}}
+	if _, err := whipRedirect(from, red, whipToken, 0); err == nil || !strings.Contains(err.Error(), "clear text") {
+		t.Errorf("https→http with a token: %v", err)
+	}
+	if next, err := whipRedirect(from, red, "", 0); err != nil || next.String() != "http://sfu.example/whip" {
+		t.Errorf("https→http without a token: %v %v", next, err)
+	}
+	red.Header.Set("Location", "ftp://sfu.example/whip")
+	if _, err := whipRedirect(from, red, "", 0); err == nil {
+		t.Error("a redirect to ftp:// was followed")
 	}
 }
