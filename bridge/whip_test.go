@@ -178,24 +178,26 @@ func TestWHIPEndpointFailures(t *testing.T) {
 	var deletes atomic.Int32
 	never := make(chan struct{}) // closed before ep.Close
 	handlers := map[string]http.HandlerFunc{
-		"/401": func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "bad token "+whipToken, 401) },
-		"/404": func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no", 404) },
-		"/500": func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", 500) },
+		"/401": func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "bad token "+whipToken, http.StatusUnauthorized)
+		},
+		"/404": func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "no", http.StatusNotFound) },
+		"/500": func(w http.ResponseWriter, _ *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) },
 		"/garbage": func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Location", "/garbage/res")
 			w.Header().Set("Content-Type", "application/sdp")
-			w.WriteHeader(201)
+			w.WriteHeader(http.StatusCreated)
 			_, _ = w.Write([]byte("this is not SDP"))
 		},
 		"/noaudio": func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Location", "/noaudio/res")
 			w.Header().Set("Content-Type", "application/sdp")
-			w.WriteHeader(201)
+			w.WriteHeader(http.StatusCreated)
 			_, _ = w.Write([]byte("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 127.0.0.1\r\na=rtpmap:96 VP8/90000\r\n"))
 		},
 		"/nolocation": func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/sdp")
-			w.WriteHeader(201)
+			w.WriteHeader(http.StatusCreated)
 			_, _ = w.Write([]byte("v=0\r\n"))
 		},
 		"/never": func(w http.ResponseWriter, r *http.Request) {
@@ -212,7 +214,7 @@ func TestWHIPEndpointFailures(t *testing.T) {
 				t.Errorf("DELETE %s without the token", r.URL.Path)
 			}
 			deletes.Add(1)
-			w.WriteHeader(204)
+			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		h, ok := handlers[r.URL.Path]
