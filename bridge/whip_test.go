@@ -237,7 +237,7 @@ func TestWHIPEndpointFailures(t *testing.T) {
 
 	var logs lockedBuffer
 	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: levelTrace}))
-	srv, err := newServer(context.Background(), Config{WHIPTimeout: 500 * time.Millisecond}, log, seams{loopbackOnly: true})
+	srv, err := newServer(context.Background(), Config{WHIPTimeout: time.Second}, log, seams{loopbackOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestWHIPEndpointFailures(t *testing.T) {
 		{ep.URL + "/garbage", "not SDP", true},
 		{ep.URL + "/noaudio", "does not accept the bridge's Opus audio", true},
 		{ep.URL + "/nolocation", "without a Location", false},
-		{ep.URL + "/never", "did not answer within 500ms", false},
+		{ep.URL + "/never", "did not answer within 1s", false},
 		{closedPort, "cannot connect", false},
 	} {
 		before := deletes.Load()
@@ -388,7 +388,7 @@ func TestWHIPDeleteBounded(t *testing.T) {
 		w.WriteHeader(rec.Code)
 		_, _ = w.Write(rec.Body.Bytes())
 	})
-	b := newBridge(t, Config{WHIPTimeout: 300 * time.Millisecond})
+	b := newBridge(t, Config{WHIPTimeout: 2 * time.Second})
 	id := b.publishOK(t, map[string]any{"url": f.hs.URL + "/stallwhip"})
 	b.waitState(t, id, stateConnected)
 	// A hang-up waits for the teardown; bound the wait, so a DELETE that
