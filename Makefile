@@ -18,7 +18,7 @@ export CGO_ENABLED := 1
 
 # Debian packages: to build and run, and (in addition) to test.
 DEPS_RUN  := gcc pkg-config libopus-dev libsoxr-dev espeak-ng
-DEPS_TEST := $(DEPS_RUN) chromium sip-tester baresip
+DEPS_TEST := $(DEPS_RUN) chromium sip-tester baresip janus
 # bench: the peers (ffmpeg, GStreamer), sox to prepare their input speech, perf
 # to see where the bridge's CPU goes.
 DEPS_BENCH := $(DEPS_RUN) sox ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good linux-perf

@@ -25,6 +25,7 @@ const (
 	DefaultMaxPendingText      = 64 << 10
 	DefaultConnectTimeout      = 30 * time.Second
 	DefaultDisconnectedTimeout = 15 * time.Second
+	DefaultWHIPTimeout         = 10 * time.Second
 )
 
 // callsPerCore sizes the default -max-calls to the machine. Measured by
@@ -103,6 +104,11 @@ type Config struct {
 	RTPPortMin, RTPPortMax int
 	BotURL                 string
 	RTPTimeout             time.Duration
+
+	// WHIPTimeout bounds a WHIP publish (the offer's POST, redirects
+	// included, until the answer) and, separately, the DELETE of its
+	// resource when the call ends. If zero, DefaultWHIPTimeout.
+	WHIPTimeout time.Duration
 }
 
 // validFormats are the output formats both seeds know.
@@ -137,6 +143,9 @@ func (c Config) WithDefaults() Config {
 	if c.DisconnectedTimeout == 0 {
 		c.DisconnectedTimeout = DefaultDisconnectedTimeout
 	}
+	if c.WHIPTimeout == 0 {
+		c.WHIPTimeout = DefaultWHIPTimeout
+	}
 	if c.TTSDialect == "" && c.TTSURL != "" {
 		c.TTSDialect = tts.InferDialect(c.TTSURL)
 	}
@@ -168,7 +177,7 @@ func (c Config) Validate() error {
 	if c.MaxPendingText < 0 {
 		return fmt.Errorf("%w: max-text %d must be positive", ErrInvalidConfig, c.MaxPendingText)
 	}
-	if c.ConnectTimeout < 0 || c.DisconnectedTimeout < 0 {
+	if c.ConnectTimeout < 0 || c.DisconnectedTimeout < 0 || c.WHIPTimeout < 0 {
 		return fmt.Errorf("%w: timeouts must be positive", ErrInvalidConfig)
 	}
 	if c.UDPPortMin != 0 || c.UDPPortMax != 0 {

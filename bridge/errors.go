@@ -43,6 +43,10 @@ var (
 	// ErrTTSUnavailable: the TTS service could not be reached or did not
 	// answer initConnection in time.
 	ErrTTSUnavailable = errors.New("bridge: TTS service unavailable")
+	// ErrWHIPFailed: the WHIP endpoint of a publish could not be reached,
+	// refused the offer (its status is in the message), or answered
+	// something that is not a usable SDP answer with a resource.
+	ErrWHIPFailed = errors.New("bridge: WHIP publish failed")
 	// ErrAtCapacity: Config.MaxCalls calls are running.
 	ErrAtCapacity = errors.New("bridge: too many calls")
 	// ErrShuttingDown: the server is shutting down and takes no new calls.
@@ -90,6 +94,7 @@ var errorTable = []struct {
 	{ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 	{ErrTextBufferFull, http.StatusTooManyRequests, "text_buffer_full"},
 	{ErrTTSUnavailable, http.StatusBadGateway, "tts_unavailable"},
+	{ErrWHIPFailed, http.StatusBadGateway, "whip_failed"},
 	{ErrAtCapacity, http.StatusServiceUnavailable, "max_calls"},
 	{ErrShuttingDown, http.StatusServiceUnavailable, "shutting_down"},
 }

@@ -98,27 +98,51 @@ type callOptions struct {
 	VoiceSettings tts.VoiceSettings `json:"voice_settings"`
 }
 
-// createRequest is the application/json form of POST /v1/calls.
+// createRequest is the application/json form of POST /v1/calls: either
+// sdp (the client offers, the bridge answers) or whip (the bridge offers to
+// that WHIP endpoint).
 type createRequest struct {
-	SDP string `json:"sdp"`
+	SDP  string       `json:"sdp"`
+	WHIP *whipRequest `json:"whip"`
 	callOptions
 }
 
-// createResponse is the application/json answer of POST /v1/calls.
+// role returns the request's signaling role. sdp and whip together are a
+// 400: the call cannot both answer and offer.
+func (req *createRequest) role() (signaling, error) {
+	if req.WHIP == nil {
+		if len(req.SDP) > maxSDPBody {
+			return nil, &http.MaxBytesError{Limit: maxSDPBody}
+		}
+		return answerer{offer: req.SDP}, nil
+	}
+	if req.SDP != "" {
+		return nil, fmt.Errorf("%w: give sdp (the bridge answers your offer) or whip (the bridge offers to a WHIP endpoint), not both", ErrInvalidField)
+	}
+	t, err := req.WHIP.target()
+	if err != nil {
+		return nil, err
+	}
+	return whipPublisher{target: t}, nil
+}
+
+// createResponse is the application/json answer of POST /v1/calls (no sdp
+// for a WHIP publish: the answer went to the endpoint).
 type createResponse struct {
 	ID  string `json:"id"`
-	SDP string `json:"sdp"`
+	SDP string `json:"sdp,omitempty"`
 }
 
 // handleCreate is POST /v1/calls in both forms: application/sdp (WHEP-shaped,
-// options in the query) and application/json.
+// options in the query) and application/json (an offer in sdp, or a WHIP
+// endpoint to publish to in whip).
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 	mt, err := mediaType(r)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
 	}
-	var offer string
+	var role signaling
 	var opts callOptions
 	switch mt {
 	case "application/sdp":
@@ -127,7 +151,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, s.log, bodyError(err))
 			return
 		}
-		offer = string(b)
+		role = answerer{offer: string(b)}
 		if opts, err = queryOptions(r); err != nil {
 			writeError(w, r, s.log, err)
 			return
@@ -138,17 +162,17 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 			writeError(w, r, s.log, err)
 			return
 		}
-		if len(req.SDP) > maxSDPBody {
-			writeError(w, r, s.log, &http.MaxBytesError{Limit: maxSDPBody})
+		if role, err = req.role(); err != nil {
+			writeError(w, r, s.log, err)
 			return
 		}
-		offer, opts = req.SDP, req.callOptions
+		opts = req.callOptions
 	default:
 		writeError(w, r, s.log, fmt.Errorf("%w: %q (want application/sdp or application/json)", ErrUnsupportedMediaType, mt))
 		return
 	}
 
-	c, answer, err := s.createCall(r.Context(), offer, opts)
+	c, answer, err := s.createCall(r.Context(), opts, role)
 	if err != nil {
 		writeError(w, r, s.log, err)
 		return
@@ -257,6 +281,7 @@ type callInfo struct {
 	OutputFormat string    `json:"output_format"`
 	Dialect      string    `json:"dialect"`
 	BotSockets   int       `json:"bot_sockets"`
+	WHIP         *whipInfo `json:"whip,omitempty"` // a publish: its resource at the endpoint
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {

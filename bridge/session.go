@@ -41,11 +41,16 @@ type Session struct {
 	wg     sync.WaitGroup // every goroutine of the call but the supervisor
 	done   chan struct{}  // closed when the call is torn down and forgotten
 
-	pc     *webrtc.PeerConnection
-	track  *webrtc.TrackLocalStaticRTP
-	sender *webrtc.RTPSender
-	stream *media.Stream
-	tts    *tts.Client
+	pc          *webrtc.PeerConnection
+	track       *webrtc.TrackLocalStaticRTP
+	transceiver *webrtc.RTPTransceiver
+	sender      *webrtc.RTPSender
+	stream      *media.Stream
+	tts         *tts.Client
+	// whip is the WHIP resource of a call the bridge published into an
+	// SFU (nil otherwise): set during the SDP exchange, before the call is
+	// registered, and deleted at the endpoint by teardown.
+	whip *whipResource
 
 	// Latency probes (unix nanoseconds; 0: not measuring): when a trigger
 	// was sent to an idle TTS, and when its first audio arrived.
@@ -73,32 +78,50 @@ type Session struct {
 	reason  string
 }
 
-// createCall validates the options and the offer, reserves a slot, builds
-// the call and registers it. It returns the call and the SDP answer with ICE
-// gathering complete. ctx is the request's: it bounds the TTS dial and the
-// gathering, not the call.
-func (s *Server) createCall(ctx context.Context, offer string, o callOptions) (*Session, string, error) {
+// signaling is a call's role in the SDP exchange. An answered call
+// (answerer: the WHEP-shaped POST /v1/calls with an offer) and an offered
+// call (whipPublisher: the bridge publishes into an SFU over WHIP) share the
+// whole transport built by newSession; only negotiate differs.
+type signaling interface {
+	// check validates the role's input before a slot is reserved.
+	check() error
+	// negotiate runs the SDP exchange on c's transport, dialing the TTS
+	// meanwhile, and returns what the client gets back (the answerer's SDP;
+	// "" for WHIP). ctx is the request's. On error the caller tears c down;
+	// whatever negotiate recorded in c (a WHIP resource) is released then.
+	negotiate(ctx context.Context, c *Session) (string, error)
+	// rejectReason labels a failed negotiation in callsRejected.
+	rejectReason(err error) string
+}
+
+// createCall validates the options and the role's input, reserves a slot,
+// builds the call's transport, runs the SDP exchange and registers the
+// call. It returns the call and what the role hands back to the client (the
+// SDP answer with ICE gathering complete, or "" for WHIP). ctx is the
+// request's: it bounds the TTS dial, the gathering and the WHIP exchange,
+// not the call.
+func (s *Server) createCall(ctx context.Context, o callOptions, role signaling) (*Session, string, error) {
 	o, err := s.resolveOptions(o)
 	if err != nil {
 		return nil, "", err
 	}
-	if err := checkOffer(offer); err != nil {
+	if err := role.check(); err != nil {
 		return nil, "", err
 	}
 	if err := s.reserve(); err != nil {
 		return nil, "", err
 	}
-	c, answer, err := s.newSession(ctx, offer, o)
+	c, err := s.newSession(o)
+	var local string
+	if err == nil {
+		if local, err = role.negotiate(ctx, c); err != nil {
+			c.cancel(err)
+			c.teardown()
+		}
+	}
 	if err != nil {
 		s.unreserve()
-		reason := "error"
-		switch status, _, _ := classify(err); {
-		case status == http.StatusBadGateway:
-			reason = "tts"
-		case status < 500:
-			reason = "bad_request"
-		}
-		s.metrics.callsRejected.WithLabelValues(reason).Inc()
+		s.metrics.callsRejected.WithLabelValues(role.rejectReason(err)).Inc()
 		return nil, "", err
 	}
 	if err := s.register(c); err != nil {
@@ -108,12 +131,28 @@ func (s *Server) createCall(ctx context.Context, offer string, o callOptions) (*
 		return nil, "", err
 	}
 	c.log.Info("call created", "voice_id", o.VoiceID, "model_id", o.ModelID, "output_format", o.OutputFormat)
-	return c, answer, nil
+	return c, local, nil
 }
 
-// newSession builds a call up to its answer. On error everything built so
-// far is torn down.
-func (s *Server) newSession(ctx context.Context, offer string, o callOptions) (_ *Session, answer string, err error) {
+// rejectReason is the callsRejected label of a call that failed to build:
+// "tts" for a TTS refusal, "bad_request" for the client's fault, else
+// "error".
+func rejectReason(err error) string {
+	switch status, _, _ := classify(err); {
+	case status == http.StatusBadGateway:
+		return "tts"
+	case status < 500:
+		return "bad_request"
+	}
+	return "error"
+}
+
+// newSession builds a call's transport, everything that does not depend on
+// who offers: the peer connection, the sendonly audio track and its
+// transceiver, the RTCP read loop and the media stream. The SDP exchange is
+// the role's (signaling.negotiate). On error everything built so far is torn
+// down.
+func (s *Server) newSession(o callOptions) (_ *Session, err error) {
 	id := newID()
 	c := &Session{
 		id:        id,
@@ -136,10 +175,10 @@ func (s *Server) newSession(ctx context.Context, offer string, o callOptions) (_
 
 	api, err := s.pion.newAPI(c.log)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if c.pc, err = api.NewPeerConnection(webrtc.Configuration{ICEServers: s.pion.iceServers}); err != nil {
-		return nil, "", fmt.Errorf("new peer connection: %w", err)
+		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	c.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		// Pion runs this in its own goroutine; only signal.
@@ -152,19 +191,12 @@ func (s *Server) newSession(ctx context.Context, offer string, o callOptions) (_
 		}
 	})
 	if c.track, err = webrtc.NewTrackLocalStaticRTP(opusCodec, "audio", "voicebridge"); err != nil {
-		return nil, "", fmt.Errorf("new track: %w", err)
+		return nil, fmt.Errorf("new track: %w", err)
 	}
-	tr, err := c.pc.AddTransceiverFromTrack(c.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	if err != nil {
-		return nil, "", fmt.Errorf("add track: %w", err)
+	if c.transceiver, err = c.pc.AddTransceiverFromTrack(c.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		return nil, fmt.Errorf("add track: %w", err)
 	}
-	c.sender = tr.Sender()
-	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
-	}
-	if tr.Mid() == "" {
-		return nil, "", fmt.Errorf("%w: no audio section of the offer can receive the bridge's track", ErrNoAudio)
-	}
+	c.sender = c.transceiver.Sender()
 	// The RTCP read loop: it lets the NACK and report interceptors see the
 	// receiver's RTCP, and ends when the peer connection closes.
 	c.wg.Go(func() {
@@ -175,29 +207,46 @@ func (s *Server) newSession(ctx context.Context, offer string, o callOptions) (_
 			}
 		}
 	})
-
 	if err := c.newMedia(); err != nil {
-		return nil, "", err
+		return nil, err
+	}
+	return c, nil
+}
+
+// answerer is the role of a call whose client offers (POST /v1/calls with
+// an SDP offer, the WHEP shape): the bridge answers with ICE gathering
+// complete.
+type answerer struct{ offer string }
+
+func (a answerer) check() error                  { return checkOffer(a.offer) }
+func (a answerer) rejectReason(err error) string { return rejectReason(err) }
+
+func (a answerer) negotiate(ctx context.Context, c *Session) (string, error) {
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: a.offer}); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+	}
+	if c.transceiver.Mid() == "" {
+		return "", fmt.Errorf("%w: no audio section of the offer can receive the bridge's track", ErrNoAudio)
 	}
 	ans, err := c.pc.CreateAnswer(nil)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
+		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
 	gathered := webrtc.GatheringCompletePromise(c.pc)
 	if err := c.pc.SetLocalDescription(ans); err != nil {
-		return nil, "", fmt.Errorf("set local description: %w", err)
+		return "", fmt.Errorf("set local description: %w", err)
 	}
 	// Dial the TTS while ICE gathers, so the first text is not slowed by a
 	// handshake and the answer not by the dial.
 	if err := c.dialTTS(ctx); err != nil {
-		return nil, "", err
+		return "", err
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		return nil, "", fmt.Errorf("gather ICE candidates: %w", context.Cause(ctx))
+		return "", fmt.Errorf("gather ICE candidates: %w", context.Cause(ctx))
 	}
-	return c, c.pc.LocalDescription().SDP, nil
+	return c.pc.LocalDescription().SDP, nil
 }
 
 // run is the call's supervisor: it turns peer connection states into a
@@ -261,8 +310,9 @@ func (c *Session) Close(cause error) {
 
 // teardown releases everything, once, in reverse order of construction:
 // pacer, TTS client, peer connection (graceful: it waits for Pion's
-// goroutines), the call's other goroutines, then the codec. The context
-// must already be cancelled.
+// goroutines), the WHIP resource at the SFU (a DELETE bounded by
+// Config.WHIPTimeout), the call's other goroutines, then the codec. The
+// context must already be cancelled.
 func (c *Session) teardown() {
 	if !c.tornDown.CompareAndSwap(false, true) {
 		return
@@ -283,6 +333,7 @@ func (c *Session) teardown() {
 			c.log.Debug("close peer connection", "err", err)
 		}
 	}
+	c.deleteWHIP()
 	c.wg.Wait()
 	c.closeMedia()
 	c.log.Info("call ended", "reason", c.reason, "frames_sent", c.framesSent(), "duration", time.Since(c.created).Round(time.Millisecond))
@@ -341,5 +392,6 @@ func (c *Session) info() callInfo {
 		OutputFormat: c.opts.OutputFormat,
 		Dialect:      string(c.srv.ttsDialect),
 		BotSockets:   bots,
+		WHIP:         c.whip.info(),
 	}
 }
