@@ -46,6 +46,7 @@ type Session struct {
 	sender *webrtc.RTPSender
 	stream *media.Stream
 	tts    *tts.Client
+	rx     callerRx // the caller's audio and keypad (caller.go)
 
 	// Latency probes (unix nanoseconds; 0: not measuring): when a trigger
 	// was sent to an idle TTS, and when its first audio arrived.
@@ -154,7 +155,12 @@ func (s *Server) newSession(ctx context.Context, offer string, o callOptions) (_
 	if c.track, err = webrtc.NewTrackLocalStaticRTP(opusCodec, "audio", "voicebridge"); err != nil {
 		return nil, "", fmt.Errorf("new track: %w", err)
 	}
-	tr, err := c.pc.AddTransceiverFromTrack(c.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	dir := webrtc.RTPTransceiverDirectionSendonly
+	if offerSendsAudio(offer) { // a two-way call: the caller's track is read (caller.go)
+		dir = webrtc.RTPTransceiverDirectionSendrecv
+		c.pc.OnTrack(c.onTrack)
+	}
+	tr, err := c.pc.AddTransceiverFromTrack(c.track, webrtc.RTPTransceiverInit{Direction: dir})
 	if err != nil {
 		return nil, "", fmt.Errorf("add track: %w", err)
 	}
