@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"testing"
 	"time"
-
 )
 
 // TestSlowListenerDropsOldest: a bot that stops reading loses its oldest

@@ -56,6 +56,9 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 			t.Fatalf("the answer lacks %q:\n%s", want, answer)
 		}
 	}
+	if strings.Contains(answer, "telephone-event/8000") {
+		t.Fatalf("the answer takes telephone-event at 8000 Hz beside Opus:\n%s", answer)
+	}
 	bot16 := b.dialListen(t, id, 16000, false)
 	bot8 := b.dialListen(t, id, 8000, false)
 	b.waitBots(t, id, 2)
@@ -175,5 +178,24 @@ func TestListenRejectsBadValue(t *testing.T) {
 		resp, body := b.do(t, "GET", "/v1/calls/"+c.id+"/ws?listen="+v, "", nil,
 			"Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 		wantError(t, resp, body, http.StatusBadRequest, "invalid_field")
+	}
+}
+
+func TestOfferSendsAudio(t *testing.T) {
+	const head = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+	const audio = "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"
+	for _, c := range []struct {
+		sdp  string
+		want bool
+	}{
+		{head + audio + "a=sendrecv\r\n", true},
+		{head + audio, true}, // no direction: sendrecv (RFC 8866 §6.7)
+		{head + audio + "a=recvonly\r\n", false},
+		{head + strings.Replace(audio, "m=audio 9", "m=audio 0", 1) + "a=sendrecv\r\n" + audio + "a=recvonly\r\n", false},
+		{"not sdp", false},
+	} {
+		if got := offerSendsAudio(c.sdp); got != c.want {
+			t.Errorf("offerSendsAudio(%q) = %v, want %v", c.sdp, got, c.want)
+		}
 	}
 }
