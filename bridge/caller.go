@@ -225,6 +225,7 @@ func (c *Session) readCaller(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 	}()
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
+	var loss media.LossCounter
 	var set time.Time
 	for {
 		dl := jb.Deadline()
@@ -256,11 +257,18 @@ func (c *Session) readCaller(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 			m.otherPackets.Inc()
 			continue
 		}
+		if lost := loss.Add(pkt.SequenceNumber); lost > 0 { // audio and events share the sequence
+			m.lost.Add(float64(lost))
+		}
 		switch pt := pkt.PayloadType; {
 		case codecs.hasOpus && pt == codecs.opus:
 			m.audioPackets.Inc()
-			if _, err := jb.Push(pkt.Timestamp, pkt.Payload, now); err != nil {
-				m.otherPackets.Inc()
+			samples, err := media.OpusPacketSamples(pkt.Payload)
+			if err == nil {
+				_, err = jb.Push(pkt.Timestamp, pkt.Payload, samples, now)
+			}
+			if err != nil {
+				m.otherPackets.Inc() // malformed: not audio after all
 			}
 		default:
 			handled := false
@@ -341,7 +349,6 @@ func (l *rxLoop) play(step media.JitterStep) {
 	case media.StepPacket:
 		arrival = step.Arrival.UnixNano()
 	case media.StepConceal:
-		l.m.lost.Inc()
 		if step.Payload != nil {
 			l.m.fec.Inc()
 		} else {

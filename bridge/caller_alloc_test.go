@@ -53,7 +53,7 @@ func TestCallerFramePathAllocs(t *testing.T) {
 	step := func() {
 		now := start.Add(time.Duration(k) * media.FrameDuration)
 		if k%10 != 5 { // one packet in ten is lost: concealment is per-frame work too
-			if _, err := jb.Push(uint32(k*media.FrameSamples), pkt, now); err != nil {
+			if _, err := jb.Push(uint32(k*media.FrameSamples), pkt, media.FrameSamples, now); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -78,6 +79,12 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 	for _, f := range slices.Concat(drop, late) {
 		bad[f], bad[f+1] = true, true // concealed, and the decoder's recovery
 	}
+	// On a loaded machine a packet may come later than the jitter buffer
+	// waits: it is concealed (counted late) and its slot holds concealment
+	// instead of its tone. Each such packet excuses its slot and the two
+	// after it (the decoder's recovery); a message missing or extra would
+	// shift every word after it, far more than that.
+	unplanned := int(b.scrape(t, "voicebridge_caller_packets_late_total")) - len(late)
 	for _, bot := range []*listenBot{bot16, bot8} {
 		got, _ := bot.waitFrames(t, frames+5)
 		for k, fr := range got {
@@ -85,8 +92,7 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 				t.Fatalf("%d Hz: message %d has %d bytes, want 20 ms (%d)", bot.rate, k, len(fr), bot.rate/50*2)
 			}
 		}
-		// Every word in its slots: one message missing or extra anywhere
-		// would shift the words after it.
+		var wrong []string
 		for k := range frames {
 			w := k / wordFrames
 			if bad[k] {
@@ -94,12 +100,14 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 			}
 			x := pcm16(got[k])
 			if p := goertzel(x, wordHz(w), float64(bot.rate)); p < 0.5 {
-				t.Errorf("%d Hz: message %d (word %d, %v Hz) holds %.2f of its energy at %v Hz", bot.rate, k, w, wordHz(w), p, wordHz(w))
+				wrong = append(wrong, fmt.Sprintf("message %d (word %d) holds %.2f of its energy at its %v Hz", k, w, p, wordHz(w)))
+				continue
 			}
 			for _, o := range []int{w - 1, w + 1} {
 				if o >= 0 && o < nWords {
 					if p := goertzel(x, wordHz(o), float64(bot.rate)); p > 0.2 {
-						t.Errorf("%d Hz: message %d (word %d) holds %.2f of its energy at word %d's %v Hz", bot.rate, k, w, p, o, wordHz(o))
+						wrong = append(wrong, fmt.Sprintf("message %d (word %d) holds %.2f of its energy at word %d's %v Hz", k, w, p, o, wordHz(o)))
+						break
 					}
 				}
 			}
@@ -107,8 +115,14 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 		// Concealed slots are still in place and sound like their word.
 		for _, k := range drop {
 			if p := goertzel(pcm16(got[k]), wordHz(k/wordFrames), float64(bot.rate)); p < 0.3 {
-				t.Errorf("%d Hz: concealed message %d holds %.2f at its word's tone", bot.rate, k, p)
+				wrong = append(wrong, fmt.Sprintf("concealed message %d holds %.2f at its word's tone", k, p))
 			}
+		}
+		if len(wrong) > 3*max(unplanned, 0) {
+			t.Errorf("%d Hz: %d messages out of place (%d unplanned late packets excuse %d):\n%s",
+				bot.rate, len(wrong), max(unplanned, 0), 3*max(unplanned, 0), strings.Join(wrong, "\n"))
+		} else if len(wrong) > 0 {
+			t.Logf("%d Hz: %d messages hold concealment for %d unplanned late packets", bot.rate, len(wrong), unplanned)
 		}
 	}
 	// The digits: once each, in order, with their durations.
@@ -132,7 +146,7 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 	}{
 		{`voicebridge_caller_packets_received_total{kind="audio"}`, float64(frames - len(drop))},
 		{`voicebridge_caller_packets_received_total{kind="dtmf"}`, 4 + 7 + 3 + 4 + 9},
-		{`voicebridge_caller_packets_lost_total`, 4},
+		{`voicebridge_caller_packets_lost_total`, float64(len(drop))},
 		{`voicebridge_caller_packets_late_total`, 1},
 		{`voicebridge_caller_frames_concealed_total{method="plc"}`, 1},
 		{`voicebridge_caller_frames_concealed_total{method="fec"}`, 1},
@@ -146,6 +160,8 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 	if v := b.scrape(t, `voicebridge_caller_packets_received_total{kind="other"}`); v != 0 {
 		t.Errorf("%v packets counted as other", v)
 	}
+	t.Logf("lost %v, late %v, concealed %v (fec %v)", b.scrape(t, "voicebridge_caller_packets_lost_total"), b.scrape(t, "voicebridge_caller_packets_late_total"),
+		b.scrape(t, "voicebridge_caller_frames_concealed_total"), b.scrape(t, `voicebridge_caller_frames_concealed_total{method="fec"}`))
 	if v := b.scrape(t, `voicebridge_dtmf_events_in_total`); v != 4 {
 		t.Errorf("dtmf events in: %v, want 4", v)
 	}

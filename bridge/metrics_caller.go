@@ -28,11 +28,11 @@ func newCallerMetrics(reg prometheus.Registerer) *callerMetrics {
 		}, []string{"kind"}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "voicebridge_caller_packets_lost_total",
-			Help: "Pieces of callers' audio (a packet, at most 20 ms) missing at their playout time: lost, or late beyond the jitter buffer; each was concealed.",
+			Help: "RTP packets of callers' tracks that never arrived, by sequence number (counted once the stream is 64 packets past them).",
 		}),
 		late: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "voicebridge_caller_packets_late_total",
-			Help: "Caller audio packets dropped because they came after their audio was concealed, or twice.",
+			Help: "Caller audio packets dropped because they came after their audio was concealed (late beyond the jitter buffer), or twice.",
 		}),
 		concealed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voicebridge_caller_frames_concealed_total",

@@ -12,19 +12,14 @@ const (
 	defaultJitterCapacity = 64
 	// jitterMargin is added to the worst lateness seen when sizing the delay.
 	jitterMargin = 10 * time.Millisecond
-	// jitterWindow is the span (48 kHz samples of media time) over which the
-	// lateness statistics are gathered: 2 s.
-	jitterWindow = 2 * SampleRate
-	// jitterMaxJump is the largest timestamp jump (48 kHz samples) taken as
-	// part of the stream; beyond it the stream is resynchronized: 1 s.
-	jitterMaxJump = SampleRate
+	// jitterWindow is the span of media time over which the lateness
+	// statistics are gathered.
+	jitterWindow = 2 * time.Second
+	// jitterMaxJump is the largest timestamp jump taken as part of the
+	// stream; beyond it the stream is resynchronized.
+	jitterMaxJump = time.Second
 	// maxRTPPayload is the largest payload the buffer stores (an MTU).
 	maxRTPPayload = 1500
-	// concealStep is what one concealment covers at most: one 20 ms frame.
-	concealStep = FrameSamples
-	// opusGrain is the smallest Opus frame, 2.5 ms at 48 kHz: concealment
-	// comes in multiples of it.
-	opusGrain = 120
 )
 
 // JitterConfig sizes a JitterBuffer. The zero value works.
@@ -36,6 +31,13 @@ type JitterConfig struct {
 	MaxDelay time.Duration
 	// Capacity is the number of packets held. If zero, 64.
 	Capacity int
+	// ClockRate is the RTP clock in Hz. If zero, 48000 (Opus, RFC 7587
+	// §4.1); 8000 for G.711.
+	ClockRate int
+	// Grain is the smallest piece concealment produces, in clock units: a
+	// concealment of a gap shorter than 20 ms is rounded down to it. If
+	// zero, 2.5 ms (the smallest Opus frame).
+	Grain int
 }
 
 // StepKind says what a JitterStep asks the decoder to do.
@@ -55,7 +57,8 @@ type JitterStep struct {
 	// packet right after the gap, whose in-band FEC may recover it (nil when
 	// that packet has not arrived). It is valid until the next Push or Pop.
 	Payload []byte
-	// Samples is the duration the step covers, in 48 kHz samples.
+	// Samples is the duration the step covers, in clock units (48 kHz
+	// samples for Opus).
 	Samples int
 	// Arrival is when the packet arrived (StepPacket only).
 	Arrival time.Time
@@ -82,8 +85,9 @@ type JitterStats struct {
 // MinDelay and MaxDelay. A slow sender clock is followed by moving the
 // mapping later when a whole window arrived late.
 //
-// Timestamps are RTP timestamps at 48 kHz (Opus, RFC 7587 §4.1). It is used
-// from one goroutine; Push and Pop do not allocate.
+// Timestamps are RTP timestamps at ClockRate; a packet's duration is given
+// to Push (OpusPacketSamples for Opus). It is used from one goroutine; Push
+// and Pop do not allocate.
 type JitterBuffer struct {
 	cfg   JitterConfig
 	slots []jitterSlot
@@ -103,6 +107,9 @@ type JitterBuffer struct {
 	winSeen    bool
 
 	stats JitterStats
+
+	// In clock units:
+	window, maxJump, step, grain int64
 }
 
 type jitterSlot struct {
@@ -125,15 +132,28 @@ func NewJitterBuffer(cfg JitterConfig) (*JitterBuffer, error) {
 	if cfg.Capacity == 0 {
 		cfg.Capacity = defaultJitterCapacity
 	}
-	if cfg.MinDelay < 0 || cfg.MaxDelay < cfg.MinDelay || cfg.Capacity < 2 {
-		return nil, fmt.Errorf("%w: jitter buffer delay %v..%v, capacity %d", ErrInvalidConfig, cfg.MinDelay, cfg.MaxDelay, cfg.Capacity)
+	if cfg.ClockRate == 0 {
+		cfg.ClockRate = SampleRate
 	}
+	if cfg.Grain == 0 {
+		cfg.Grain = cfg.ClockRate / 400
+	}
+	if cfg.MinDelay < 0 || cfg.MaxDelay < cfg.MinDelay || cfg.Capacity < 2 || cfg.ClockRate < 400 || cfg.Grain < 1 || cfg.Grain > cfg.ClockRate/50 {
+		return nil, fmt.Errorf("%w: jitter buffer delay %v..%v, capacity %d, clock %d Hz, grain %d",
+			ErrInvalidConfig, cfg.MinDelay, cfg.MaxDelay, cfg.Capacity, cfg.ClockRate, cfg.Grain)
+	}
+	clock := int64(cfg.ClockRate)
 	j := &JitterBuffer{
 		cfg:   cfg,
 		slots: make([]jitterSlot, cfg.Capacity),
 		order: make([]int, 0, cfg.Capacity),
 		free:  make([]int, cfg.Capacity),
 		delay: cfg.MinDelay,
+
+		window:  clock * int64(jitterWindow/time.Millisecond) / 1000,
+		maxJump: clock * int64(jitterMaxJump/time.Millisecond) / 1000,
+		step:    clock / 50,
+		grain:   int64(cfg.Grain),
 	}
 	for i := range j.free {
 		j.free[i] = i
@@ -141,18 +161,17 @@ func NewJitterBuffer(cfg JitterConfig) (*JitterBuffer, error) {
 	return j, nil
 }
 
-// samplesDur converts 48 kHz samples to a duration.
-func samplesDur(n int64) time.Duration { return time.Duration(n * int64(time.Second) / SampleRate) }
+// samplesDur converts clock units to a duration.
+func (j *JitterBuffer) samplesDur(n int64) time.Duration {
+	return time.Duration(n * int64(time.Second) / int64(j.cfg.ClockRate))
+}
 
-// Push stores a copy of an Opus packet with RTP timestamp ts that arrived
-// at arrival. It reports whether the packet was kept: a late or duplicate
-// packet is dropped and counted, a malformed one returns ErrBadPacket.
-func (j *JitterBuffer) Push(ts uint32, payload []byte, arrival time.Time) (bool, error) {
-	samples, err := OpusPacketSamples(payload)
-	if err != nil {
-		return false, err
-	}
-	if len(payload) > maxRTPPayload {
+// Push stores a copy of a packet with RTP timestamp ts, lasting samples
+// clock units, that arrived at arrival. It reports whether the packet was
+// kept: a late or duplicate packet is dropped and counted; an empty or
+// oversized one, or a duration out of 1..120 ms, returns ErrBadPacket.
+func (j *JitterBuffer) Push(ts uint32, payload []byte, samples int, arrival time.Time) (bool, error) {
+	if samples <= 0 || samples > 6*j.cfg.ClockRate/50 || len(payload) == 0 || len(payload) > maxRTPPayload {
 		return false, fmt.Errorf("%w: %d bytes", ErrBadPacket, len(payload))
 	}
 	var ext int64
@@ -165,7 +184,7 @@ func (j *JitterBuffer) Push(ts uint32, payload []byte, arrival time.Time) (bool,
 		if ext > j.lastExt {
 			j.lastTS, j.lastExt = ts, ext
 		}
-		if ext < j.next-jitterMaxJump || ext > j.next+jitterMaxJump+int64(j.delay/time.Millisecond)*48 {
+		if ext < j.next-j.maxJump || ext > j.next+j.maxJump+int64(j.delay/time.Millisecond)*int64(j.cfg.ClockRate)/1000 {
 			// The sender's timeline jumped (a restart, a gateway that froze
 			// its timestamps over silence): start again from here, without
 			// concealing the jump.
@@ -212,15 +231,15 @@ func (j *JitterBuffer) Push(ts uint32, payload []byte, arrival time.Time) (bool,
 // restart maps ext to arrival and plays from ext on.
 func (j *JitterBuffer) restart(ext int64, arrival time.Time) {
 	j.next = ext
-	j.base = arrival.Add(-samplesDur(ext))
-	j.winEnd = ext + jitterWindow
+	j.base = arrival.Add(-j.samplesDur(ext))
+	j.winEnd = ext + j.window
 	j.winSeen = false
 }
 
 // observe updates the wall-time mapping and the delay with a packet's
 // lateness.
 func (j *JitterBuffer) observe(ext int64, arrival time.Time) {
-	late := arrival.Sub(j.base) - samplesDur(ext)
+	late := arrival.Sub(j.base) - j.samplesDur(ext)
 	if late < 0 {
 		// Earlier than any packet so far: the mapping moves earlier.
 		j.base = j.base.Add(late)
@@ -252,7 +271,7 @@ func (j *JitterBuffer) observe(ext int64, arrival time.Time) {
 	if target < j.delay {
 		j.delay = (j.delay + target) / 2
 	}
-	j.winEnd = ext + jitterWindow
+	j.winEnd = ext + j.window
 	j.winSeen = false
 }
 
@@ -279,19 +298,19 @@ func (j *JitterBuffer) Pop(now time.Time) JitterStep {
 	if now.Before(j.Deadline()) {
 		return JitterStep{}
 	}
-	n := int64(concealStep)
+	n := j.step
 	var fec []byte
 	if len(j.order) > 0 {
 		s := &j.slots[j.order[0]]
 		gap := s.ext - j.next
-		if gap < opusGrain {
-			// Less than the smallest Opus frame is missing (a sender whose
+		if gap < j.grain {
+			// Less than the smallest frame is missing (a sender whose
 			// timestamps do not line up): skip it.
 			j.next = s.ext
 			return j.Pop(now)
 		}
 		if gap <= n {
-			n = gap - gap%opusGrain
+			n = gap - gap%j.grain
 			if n == gap {
 				fec = s.buf[:s.n]
 			}
@@ -319,7 +338,7 @@ func (j *JitterBuffer) Deadline() time.Time {
 	if !j.started {
 		return time.Time{}
 	}
-	return j.base.Add(samplesDur(j.next) + j.delay)
+	return j.base.Add(j.samplesDur(j.next) + j.delay)
 }
 
 // Delay is the current adaptive delay.

@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -38,7 +39,7 @@ func newJB(t *testing.T, cfg JitterConfig) *JitterBuffer {
 
 func push(t *testing.T, j *JitterBuffer, seq int, ms float64) bool {
 	t.Helper()
-	ok, err := j.Push(uint32(1000+seq*960), pkt20(byte(seq)), at(ms))
+	ok, err := j.Push(uint32(1000+seq*960), pkt20(byte(seq)), 960, at(ms))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestJitterResyncsOnJump(t *testing.T) {
 	drain(j, at(0))
 	// A gateway restarts its timestamps 10 minutes back.
 	back := uint32(48000 * 600)
-	ok, err := j.Push(1000-back, pkt20(9), at(20))
+	ok, err := j.Push(1000-back, pkt20(9), 960, at(20))
 	if err != nil || !ok {
 		t.Fatalf("push after the jump: %v %v", ok, err)
 	}
@@ -220,11 +221,16 @@ func TestJitterRejects(t *testing.T) {
 		t.Fatalf("bad config: %v", err)
 	}
 	j := newJB(t, JitterConfig{})
-	if _, err := j.Push(0, nil, t0); !errors.Is(err, ErrBadPacket) {
+	if _, err := j.Push(0, nil, 960, t0); !errors.Is(err, ErrBadPacket) {
 		t.Fatalf("empty payload: %v", err)
 	}
-	if _, err := j.Push(0, make([]byte, 1600), t0); !errors.Is(err, ErrBadPacket) {
+	if _, err := j.Push(0, make([]byte, 1600), 960, t0); !errors.Is(err, ErrBadPacket) {
 		t.Fatalf("oversized payload: %v", err)
+	}
+	for _, n := range []int{0, -960, 6000} {
+		if _, err := j.Push(0, pkt20(0), n, t0); !errors.Is(err, ErrBadPacket) {
+			t.Fatalf("%d samples: %v", n, err)
+		}
 	}
 	push(t, j, 0, 0)
 	if push(t, j, 0, 1) {
@@ -241,12 +247,42 @@ func TestJitterAllocs(t *testing.T) {
 	i := 0
 	allocs := testing.AllocsPerRun(1000, func() {
 		now := at(float64(i * 20))
-		_, _ = j.Push(uint32(i*960), p, now)
+		_, _ = j.Push(uint32(i*960), p, 960, now)
 		for j.Pop(now).Kind != StepNone {
 		}
 		i++
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per packet", allocs)
+	}
+}
+
+// TestJitterG711Clock: at an 8 kHz clock (G.711, 20 ms = 160), a lost
+// packet is concealed as one 160-sample step and time keeps its pace.
+func TestJitterG711Clock(t *testing.T) {
+	j := newJB(t, JitterConfig{ClockRate: 8000, MinDelay: 30 * time.Millisecond})
+	p := make([]byte, 160)
+	for _, k := range []int{0, 1, 3} {
+		if _, err := j.Push(uint32(500+k*160), p, 160, at(float64(k*20))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var kinds []StepKind
+	var total int
+	for _, s := range drain(j, at(40)) {
+		kinds, total = append(kinds, s.Kind), total+s.Samples
+	}
+	if d := j.Deadline(); !d.Equal(at(70)) {
+		t.Fatalf("deadline %v, want +70ms", d.Sub(t0))
+	}
+	for _, s := range drain(j, at(70)) {
+		kinds, total = append(kinds, s.Kind), total+s.Samples
+	}
+	want := []StepKind{StepPacket, StepPacket, StepConceal, StepPacket}
+	if !slices.Equal(kinds, want) || total != 4*160 {
+		t.Fatalf("steps %v (%d samples), want %v (640)", kinds, total, want)
+	}
+	if _, err := NewJitterBuffer(JitterConfig{ClockRate: 8000, Grain: 1000}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("grain over 20 ms: %v", err)
 	}
 }
