@@ -220,8 +220,12 @@ func (c *Session) readCaller(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 
 	defer func() {
 		st := jb.Stats()
+		var decErrs uint64
+		for _, r := range l.rates {
+			decErrs += r.decErrs
+		}
 		c.log.Info("caller audio ended", "packets", st.Received, "concealed", st.Concealed, "fec", st.FEC,
-			"late", st.Late, "dropped", st.Dropped, "resyncs", st.Resyncs, "delay", jb.Delay())
+			"late", st.Late, "dropped", st.Dropped, "resyncs", st.Resyncs, "decode_errors", decErrs, "delay", jb.Delay())
 	}()
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet

@@ -190,9 +190,7 @@ func (j *JitterBuffer) Push(ts uint32, payload []byte, samples int, arrival time
 			// concealing the jump.
 			j.stats.Resyncs++
 			j.stats.Dropped += uint64(len(j.order))
-			for _, i := range j.order {
-				j.free = append(j.free, i)
-			}
+			j.free = append(j.free, j.order...)
 			j.order = j.order[:0]
 			j.lastTS, j.lastExt = ts, ext
 			j.restart(ext, arrival)
