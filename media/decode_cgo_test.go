@@ -5,6 +5,7 @@ package media
 import (
 	"errors"
 	"math"
+	"strconv"
 	"testing"
 )
 
@@ -26,7 +27,7 @@ func goertzelPower(x []int16, f, fs float64) float64 {
 }
 
 // encodeTone encodes n 20 ms frames of a 48 kHz tone at f.
-func encodeTone(t *testing.T, cfg EncoderConfig, f float64, n int) [][]byte {
+func encodeTone(t testing.TB, cfg EncoderConfig, f float64, n int) [][]byte {
 	t.Helper()
 	enc, err := NewEncoder(cfg)
 	if err != nil {
@@ -113,4 +114,51 @@ func TestDecoderRatesAndConcealment(t *testing.T) {
 	if _, err := NewDecoder(44100); !errors.Is(err, ErrUnsupportedRate) {
 		t.Fatalf("44100: %v", err)
 	}
+}
+
+// BenchmarkOpusDecode is the receive path's per-packet cost by output rate:
+// libopus decodes straight to the rate a bot listens at, so 16 kHz costs
+// less than decoding at 48 kHz, and needs no resampler after it.
+func BenchmarkOpusDecode(b *testing.B) {
+	// celt: the bridge's own encoder default; voip: SILK/hybrid at 32 kbit/s,
+	// what browsers send for speech.
+	voip := encodeTone(b, EncoderConfig{Application: AppVoIP, Bitrate: 32000, FEC: true}, 440, 50)
+	celt := encodeTone(b, EncoderConfig{}, 440, 50)
+	pkts := voip
+	for _, c := range []struct {
+		name string
+		rate int
+		pkts [][]byte
+	}{{"voip", 8000, voip}, {"voip", 16000, voip}, {"voip", 24000, voip}, {"voip", 48000, voip}, {"celt", 16000, celt}, {"celt", 48000, celt}} {
+		rate, pkts := c.rate, c.pkts
+		b.Run(c.name+strconv.Itoa(rate), func(b *testing.B) {
+			dec, err := NewDecoder(rate)
+			if err != nil {
+				b.Fatal(err)
+			}
+			pcm := make([]int16, 5760)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := dec.Decode(pkts[i%len(pkts)], pcm); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("plc16000", func(b *testing.B) {
+		dec, err := NewDecoder(16000)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pcm := make([]int16, 320)
+		if _, err := dec.Decode(pkts[0], pcm); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := dec.DecodePLC(pcm); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
