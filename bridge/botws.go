@@ -15,7 +15,19 @@ import (
 
 // Bot WebSocket timing and limits.
 const (
-	botWriteWait = 5 * time.Second // deadline of the writes that end a socket
+	botWriteWait  = 5 * time.Second  // deadline of the writes that end a socket
+	botPongWait   = 60 * time.Second // a bot that answers no ping this long is dropped
+	botPingPeriod = 25 * time.Second // must be below botPongWait
+	botCloseGrace = time.Second      // wait for the bot's close frame after ours
+	botQueue      = 64               // events queued per socket before it is dropped as too slow
+	// botReadLimit caps one message: the 16 KiB text limit of the HTTP API
+	// plus room for the JSON around it. Gorilla closes a socket that sends
+	// more (1009).
+	botReadLimit = maxTextBody + 1024
+)
+
+// Caller audio on bot sockets (?listen=).
+const (
 	// botStallWait is the deadline of every write while the call runs. It
 	// is a liveness limit, not a speed limit: a listening bot that falls
 	// behind loses its oldest audio (audioSink), never its socket, so only
@@ -27,14 +39,6 @@ const (
 	// a slow bot's backlog stays in the ring, which drops the oldest, and
 	// the audio it does read is recent.
 	botAudioSendBuffer = 32 << 10
-	botPongWait        = 60 * time.Second // a bot that answers no ping this long is dropped
-	botPingPeriod      = 25 * time.Second // must be below botPongWait
-	botCloseGrace      = time.Second      // wait for the bot's close frame after ours
-	botQueue           = 64               // events queued per socket before it is dropped as too slow
-	// botReadLimit caps one message: the 16 KiB text limit of the HTTP API
-	// plus room for the JSON around it. Gorilla closes a socket that sends
-	// more (1009).
-	botReadLimit = maxTextBody + 1024
 )
 
 // Events the bridge sends on bot sockets. The fixed ones are marshaled once.
