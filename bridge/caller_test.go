@@ -62,7 +62,8 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 	}
 	bot16 := b.dialListen(t, id, 16000, false)
 	bot8 := b.dialListen(t, id, 8000, false)
-	b.waitBots(t, id, 2)
+	plain := b.dialBot(t, id) // no listen: events only, never a binary message
+	b.waitBots(t, id, 3)
 
 	const wordFrames, nWords = 10, 15
 	frames := wordFrames * nWords
@@ -138,6 +139,12 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 		}
 		if ev, ok := bot.nextEvent(t, "dtmf", 400*time.Millisecond); ok {
 			t.Errorf("%d Hz bot: extra dtmf event %v", bot.rate, ev)
+		}
+	}
+	for _, k := range keys {
+		ev := plain.expect(t, "dtmf")
+		if ev["digit"] != string("0123456789*#ABCD"[k.code]) {
+			t.Errorf("bot without listen: dtmf %v, want digit %q", ev, "0123456789*#ABCD"[k.code])
 		}
 	}
 	for _, c := range []struct {
