@@ -183,7 +183,10 @@ type rxRate struct {
 type rxLoop struct {
 	c       *Session
 	m       *callerMetrics
+	codecs  rxCodecs
 	jb      *media.JitterBuffer
+	dtmf    []*media.DTMFReceiver // one per negotiated telephone-event payload type
+	loss    media.LossCounter
 	rates   [4]rxRate // 8, 16, 24, 48 kHz
 	version uint64
 	stats   media.JitterStats // last counters reported to metrics
@@ -201,14 +204,15 @@ func (c *Session) readCaller(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 		c.log.Error("caller audio: jitter buffer", "err", err)
 		return
 	}
-	var dtmf [4]*media.DTMFReceiver
-	for i := range codecs.nte {
-		if dtmf[i], err = media.NewDTMFReceiver(codecs.teClock[i], 0, c.onDTMF); err != nil {
+	l := &rxLoop{c: c, m: m, codecs: codecs, jb: jb}
+	for _, clock := range codecs.teClock[:codecs.nte] {
+		d, err := media.NewDTMFReceiver(clock, 0, c.onDTMF)
+		if err != nil {
 			c.log.Error("caller dtmf", "err", err)
 			return
 		}
+		l.dtmf = append(l.dtmf, d)
 	}
-	l := &rxLoop{c: c, m: m, jb: jb}
 	for i, r := range []int{8000, 16000, 24000, 48000} {
 		l.rates[i] = rxRate{
 			rate:  r,
@@ -217,23 +221,14 @@ func (c *Session) readCaller(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 		}
 	}
 	c.log.Info("caller audio", "opus_pt", codecs.opus, "telephone_events", codecs.nte)
+	defer l.logEnd()
 
-	defer func() {
-		st := jb.Stats()
-		var decErrs uint64
-		for _, r := range l.rates {
-			decErrs += r.decErrs
-		}
-		c.log.Info("caller audio ended", "packets", st.Received, "concealed", st.Concealed, "fec", st.FEC,
-			"late", st.Late, "dropped", st.Dropped, "resyncs", st.Resyncs, "decode_errors", decErrs, "delay", jb.Delay())
-	}()
 	buf := make([]byte, 1500)
 	var pkt rtp.Packet
-	var loss media.LossCounter
 	var set time.Time
 	for {
 		dl := jb.Deadline()
-		for _, d := range dtmf[:codecs.nte] {
+		for _, d := range l.dtmf {
 			if t := d.Deadline(); !t.IsZero() && (dl.IsZero() || t.Before(dl)) {
 				dl = t
 			}
@@ -249,7 +244,7 @@ func (c *Session) readCaller(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 			switch {
 			case errors.As(err, &te) && te.Timeout():
 				set = time.Time{} // the deadline fired: set the next one afresh
-				l.due(now, dtmf[:codecs.nte])
+				l.due(now)
 				continue
 			case n == 0 || errors.Is(err, io.EOF) || c.ctx.Err() != nil:
 				return
@@ -261,41 +256,58 @@ func (c *Session) readCaller(tr *webrtc.TrackRemote, rcv *webrtc.RTPReceiver) {
 			m.otherPackets.Inc()
 			continue
 		}
-		if lost := loss.Add(pkt.SequenceNumber); lost > 0 { // audio and events share the sequence
-			m.lost.Add(float64(lost))
-		}
-		switch pt := pkt.PayloadType; {
-		case codecs.hasOpus && pt == codecs.opus:
-			m.audioPackets.Inc()
-			samples, err := media.OpusPacketSamples(pkt.Payload)
-			if err == nil {
-				_, err = jb.Push(pkt.Timestamp, pkt.Payload, samples, now)
-			}
-			if err != nil {
-				m.otherPackets.Inc() // malformed: not audio after all
-			}
-		default:
-			handled := false
-			for i, te := range codecs.te[:codecs.nte] {
-				if pt == te {
-					m.dtmfPackets.Inc()
-					if dtmf[i].Push(pkt.Timestamp, pkt.Payload, now) != nil {
-						m.otherPackets.Inc()
-					}
-					handled = true
-				}
-			}
-			if !handled {
-				m.otherPackets.Inc()
-			}
-		}
-		l.due(now, dtmf[:codecs.nte])
+		l.packet(&pkt, now)
+		l.due(now)
 	}
+}
+
+// packet takes one RTP packet of the caller's SSRC: Opus to the jitter
+// buffer, telephone-events to their key-press receiver. Malformed packets
+// and unknown payload types are counted as other.
+func (l *rxLoop) packet(pkt *rtp.Packet, now time.Time) {
+	if lost := l.loss.Add(pkt.SequenceNumber); lost > 0 { // audio and events share the sequence
+		l.m.lost.Add(float64(lost))
+	}
+	pt := pkt.PayloadType
+	if l.codecs.hasOpus && pt == l.codecs.opus {
+		samples, err := media.OpusPacketSamples(pkt.Payload)
+		if err == nil {
+			_, err = l.jb.Push(pkt.Timestamp, pkt.Payload, samples, now)
+		}
+		if err != nil {
+			l.m.otherPackets.Inc()
+			return
+		}
+		l.m.audioPackets.Inc()
+		return
+	}
+	for i, te := range l.codecs.te[:l.codecs.nte] {
+		if pt == te {
+			if l.dtmf[i].Push(pkt.Timestamp, pkt.Payload, now) != nil {
+				l.m.otherPackets.Inc()
+				return
+			}
+			l.m.dtmfPackets.Inc()
+			return
+		}
+	}
+	l.m.otherPackets.Inc()
+}
+
+// logEnd logs the receive side's counters when the call ends.
+func (l *rxLoop) logEnd() {
+	st := l.jb.Stats()
+	var decErrs uint64
+	for _, r := range l.rates {
+		decErrs += r.decErrs
+	}
+	l.c.log.Info("caller audio ended", "packets", st.Received, "concealed", st.Concealed, "fec", st.FEC,
+		"late", st.Late, "dropped", st.Dropped, "resyncs", st.Resyncs, "decode_errors", decErrs, "delay", l.jb.Delay())
 }
 
 // due plays every step of the timeline due at now and ends key presses
 // whose end packets were lost.
-func (l *rxLoop) due(now time.Time, dtmf []*media.DTMFReceiver) {
+func (l *rxLoop) due(now time.Time) {
 	if v := l.c.rx.version.Load(); v != l.version {
 		l.version = v
 		l.resync()
@@ -312,7 +324,7 @@ func (l *rxLoop) due(now time.Time, dtmf []*media.DTMFReceiver) {
 		l.m.late.Add(float64(d))
 	}
 	l.stats = st
-	for _, d := range dtmf {
+	for _, d := range l.dtmf {
 		d.Poll(now)
 	}
 }
