@@ -36,7 +36,9 @@ type DTMFReceiver struct {
 
 	active bool
 	cur    DTMFEvent
-	curDur uint16
+	segTS  uint32 // timestamp of the current segment (the event's, unless segmented)
+	base   int64  // clock units of the event's earlier segments
+	curDur uint16 // duration field of the current segment
 	last   time.Time
 
 	recent [dtmfRecent]uint32
@@ -77,29 +79,46 @@ func (r *DTMFReceiver) Push(ts uint32, payload []byte, now time.Time) error {
 	if code >= uint8(len(dtmfDigits)) {
 		return nil
 	}
-	if r.active && r.cur.Timestamp == ts {
-		r.cur.Duration = r.duration(max(dur, r.curDur))
-		r.curDur = max(dur, r.curDur)
-		r.last = now
-		if end {
-			r.finish(false)
-		}
+	if r.active && r.segTS == ts {
+		r.update(dur, end, now)
 		return nil
 	}
 	if r.seen(ts) {
 		return nil // a retransmitted end, or a late update of a finished press
 	}
+	if r.active && dtmfDigits[code] == r.cur.Digit && r.curDur >= dtmfSegmentMin && ts-r.segTS == uint32(r.curDur) {
+		// A key held past the 16-bit duration goes on in a new segment
+		// starting where the last one ended (RFC 4733 §2.5.1.3): the same
+		// press. The old segment's retransmissions are ignored from now on.
+		r.remember(r.segTS)
+		r.base += int64(r.curDur)
+		r.segTS, r.curDur = ts, 0
+		r.update(dur, end, now)
+		return nil
+	}
 	if r.active {
 		r.finish(true) // a new event began: the previous one's end was lost
 	}
 	r.active = true
-	r.cur = DTMFEvent{Digit: dtmfDigits[code], Timestamp: ts, Duration: r.duration(dur)}
-	r.curDur = dur
+	r.cur = DTMFEvent{Digit: dtmfDigits[code], Timestamp: ts}
+	r.segTS, r.base, r.curDur = ts, 0, 0
+	r.update(dur, end, now)
+	return nil
+}
+
+// dtmfSegmentMin is the least duration field of a segment that a new
+// segment may continue: a segment ends only when its field is (nearly)
+// full.
+const dtmfSegmentMin = 0xFFFF - 0xFFFF/8
+
+// update takes a packet of the current segment.
+func (r *DTMFReceiver) update(dur uint16, end bool, now time.Time) {
+	r.curDur = max(dur, r.curDur)
+	r.cur.Duration = r.duration(r.base + int64(r.curDur))
 	r.last = now
 	if end {
 		r.finish(false)
 	}
-	return nil
 }
 
 // Poll ends a press whose packets stopped EndTimeout ago. Call it at
@@ -118,8 +137,8 @@ func (r *DTMFReceiver) Deadline() time.Time {
 	return r.last.Add(r.timeout)
 }
 
-func (r *DTMFReceiver) duration(d uint16) time.Duration {
-	return time.Duration(int64(d) * int64(time.Second) / int64(r.clock))
+func (r *DTMFReceiver) duration(d int64) time.Duration {
+	return time.Duration(d * int64(time.Second) / int64(r.clock))
 }
 
 func (r *DTMFReceiver) seen(ts uint32) bool {
@@ -134,8 +153,13 @@ func (r *DTMFReceiver) seen(ts uint32) bool {
 func (r *DTMFReceiver) finish(endLost bool) {
 	r.active = false
 	r.cur.EndLost = endLost
-	r.recent[r.pos] = r.cur.Timestamp
+	r.remember(r.segTS)
+	r.emit(r.cur)
+}
+
+// remember adds ts to the timestamps whose packets are ignored.
+func (r *DTMFReceiver) remember(ts uint32) {
+	r.recent[r.pos] = ts
 	r.pos = (r.pos + 1) % dtmfRecent
 	r.nRec = min(r.nRec+1, dtmfRecent)
-	r.emit(r.cur)
 }

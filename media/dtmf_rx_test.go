@@ -93,6 +93,35 @@ func TestDTMFEndLost(t *testing.T) {
 	}
 }
 
+// TestDTMFLongPressSegments: a key held for 3 s at 48 kHz overflows the
+// 16-bit duration twice; its segments (RFC 4733 §2.5.1.3) make one press.
+func TestDTMFLongPressSegments(t *testing.T) {
+	r, rec := newDTMF(t)
+	ts := uint32(4294960000) // the segments' timestamps wrap around 2^32
+	var total int64
+	for seg, segDur := range []int{0xFFFF, 0xFFFF, 144000 - 2*0xFFFF} {
+		for d := 960; d < segDur; d += 960 * 10 {
+			_ = r.Push(ts, te(8, false, uint16(d)), t0)
+		}
+		last := seg == 2
+		_ = r.Push(ts, te(8, last, uint16(segDur)), t0)
+		_ = r.Push(ts, te(8, last, uint16(segDur)), t0) // retransmitted
+		total += int64(segDur)
+		ts += uint32(segDur)
+	}
+	if total != 144000 {
+		t.Fatalf("script: %d clock units", total)
+	}
+	if len(rec.evs) != 1 || rec.evs[0].Digit != '8' || rec.evs[0].Duration != 3*time.Second || rec.evs[0].Timestamp != 4294960000 {
+		t.Fatalf("events %+v, want one 3 s press of 8", rec.evs)
+	}
+	// A new press of the same key after a gap is a new press.
+	_ = r.Push(ts+9600, te(8, true, 960), t0)
+	if len(rec.evs) != 2 {
+		t.Fatalf("events %+v", rec.evs)
+	}
+}
+
 func TestDTMFRejects(t *testing.T) {
 	r, rec := newDTMF(t)
 	if err := r.Push(0, []byte{1, 2, 3}, t0); !errors.Is(err, ErrBadPacket) {
