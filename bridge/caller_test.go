@@ -74,7 +74,7 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 		{code: 11, frame: 100, updates: 3, marker: true, endLost: true},
 		{code: 9, frame: 130, updates: 4, marker: false},
 	}
-	tk.play(t, script(toneWords(t, frames, wordFrames), keys, drop, late, 150*time.Millisecond, swap), frames)
+	sent := tk.play(t, script(toneWords(t, frames, wordFrames), keys, drop, late, 150*time.Millisecond, swap), frames)
 
 	bad := map[int]bool{}
 	for _, f := range slices.Concat(drop, late) {
@@ -87,10 +87,16 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 	// shift every word after it, far more than that.
 	unplanned := int(b.scrape(t, "voicebridge_caller_packets_late_total")) - len(late)
 	for _, bot := range []*listenBot{bot16, bot8} {
-		got, _ := bot.waitFrames(t, frames+5)
+		// More messages than the caller sent: the stream keeps time after
+		// the caller stops. None ahead of its audio: message k of a frame
+		// that was sent on time cannot come before the talker sent it.
+		got, at := bot.waitFrames(t, frames+5)
 		for k, fr := range got {
 			if len(fr) != bot.rate/50*2 {
 				t.Fatalf("%d Hz: message %d has %d bytes, want 20 ms (%d)", bot.rate, k, len(fr), bot.rate/50*2)
+			}
+			if k < frames && !sent[k].IsZero() && !slices.Contains(late, k) && at[k].Before(sent[k]) {
+				t.Fatalf("%d Hz: message %d came %v before its audio was sent", bot.rate, k, sent[k].Sub(at[k]))
 			}
 		}
 		var wrong []string
