@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -14,7 +15,7 @@ import (
 
 // Bot WebSocket timing and limits.
 const (
-	botWriteWait  = 5 * time.Second  // deadline of every write
+	botWriteWait  = 5 * time.Second  // deadline of the writes that end a socket
 	botPongWait   = 60 * time.Second // a bot that answers no ping this long is dropped
 	botPingPeriod = 25 * time.Second // must be below botPongWait
 	botCloseGrace = time.Second      // wait for the bot's close frame after ours
@@ -23,6 +24,21 @@ const (
 	// plus room for the JSON around it. Gorilla closes a socket that sends
 	// more (1009).
 	botReadLimit = maxTextBody + 1024
+)
+
+// Caller audio on bot sockets (?listen=).
+const (
+	// botStallWait is the deadline of every write while the call runs. It
+	// is a liveness limit, not a speed limit: a listening bot that falls
+	// behind loses its oldest audio (audioSink), never its socket, so only
+	// a bot that drains nothing for this long is dropped, like one that
+	// answers no ping.
+	botStallWait = botPongWait
+	// botAudioSendBuffer is the kernel send buffer of a listening socket
+	// (Linux doubles it): it bounds the audio that waits in the kernel, so
+	// a slow bot's backlog stays in the ring, which drops the oldest, and
+	// the audio it does read is recent.
+	botAudioSendBuffer = 32 << 10
 )
 
 // Events the bridge sends on bot sockets. The fixed ones are marshaled once.
@@ -48,6 +64,7 @@ type botConn struct {
 	kick       chan struct{} // closed when out overflowed: the bot is too slow
 	kickOnce   sync.Once
 	readerDone chan struct{}
+	audio      *audioSink // the caller audio it listens to; nil without ?listen
 }
 
 // enqueue queues msg for the writer without blocking. A bot that lets
@@ -70,6 +87,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.log, err)
 		return
 	}
+	rate, err := parseListen(r.URL.Query().Get("listen"), r.URL.Query().Has("listen"))
+	if err != nil {
+		writeError(w, r, s.log, err)
+		return
+	}
 	if !websocketUpgrade(r) {
 		writeError(w, r, s.log, fmt.Errorf("%w: this endpoint is a WebSocket", ErrNotWebSocket))
 		return
@@ -83,6 +105,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		out:        make(chan []byte, botQueue),
 		kick:       make(chan struct{}),
 		readerDone: make(chan struct{}),
+	}
+	if rate != 0 {
+		b.audio = newAudioSink(rate)
+		if tc, ok := conn.NetConn().(*net.TCPConn); ok {
+			_ = tc.SetWriteBuffer(botAudioSendBuffer)
+		}
 	}
 	if !c.addBot(b) {
 		msg, _ := json.Marshal(botEvent{Type: "closed", Reason: c.info().CloseReason})
@@ -116,6 +144,9 @@ func (c *Session) addBot(b *botConn) bool {
 		return false
 	}
 	c.bots[b] = struct{}{}
+	if b.audio != nil {
+		c.addSink(b.audio)
+	}
 	c.wg.Go(func() { c.botReader(b) })
 	c.wg.Go(func() { c.botWriter(b) })
 	c.log.Info("bot connected", "bots", len(c.bots))
@@ -123,6 +154,9 @@ func (c *Session) addBot(b *botConn) bool {
 }
 
 func (c *Session) removeBot(b *botConn) {
+	if b.audio != nil {
+		c.removeSink(b.audio)
+	}
 	c.mu.Lock()
 	delete(c.bots, b)
 	c.mu.Unlock()
@@ -157,23 +191,70 @@ func (b *botConn) sendError(err error) {
 	b.enqueue(m)
 }
 
-// botWriter is the only goroutine that writes data messages to b. When the
-// call ends it sends what is queued, then {"type":"closed","reason":...},
-// then a close frame.
+// botWriter is the only goroutine that writes data messages to b: events
+// (text) and, for a listening bot, caller audio (binary), events first.
+// When the call ends it sends what is queued, then
+// {"type":"closed","reason":...}, then a close frame.
 func (c *Session) botWriter(b *botConn) {
 	defer c.removeBot(b)
 	defer b.conn.Close()
 	ping := time.NewTicker(botPingPeriod)
 	defer ping.Stop()
+	// While the call runs a write may wait botStallWait for a slow bot;
+	// once it ends, a write blocked then is cut short to botWriteWait (the
+	// net.Conn's deadline may be set from another goroutine; gorilla's own
+	// state is not touched).
+	fired := make(chan struct{})
+	stop := context.AfterFunc(c.ctx, func() {
+		defer close(fired)
+		_ = b.conn.NetConn().SetWriteDeadline(time.Now().Add(botWriteWait))
+	})
+	defer func() {
+		if !stop() {
+			<-fired
+		}
+	}()
 	write := func(typ int, msg []byte) error {
-		_ = b.conn.SetWriteDeadline(time.Now().Add(botWriteWait))
+		wait := botStallWait
+		if c.ctx.Err() != nil {
+			wait = botWriteWait
+		}
+		_ = b.conn.SetWriteDeadline(time.Now().Add(wait))
 		return b.conn.WriteMessage(typ, msg)
 	}
+	var audioReady <-chan struct{}
+	var frame []byte
+	if b.audio != nil {
+		audioReady = b.audio.ready
+		frame = make([]byte, b.audio.frameBytes)
+	}
+	m := c.srv.metrics.caller
 	for {
 		select {
 		case msg := <-b.out:
 			if write(websocket.TextMessage, msg) != nil {
 				return
+			}
+		case <-audioReady:
+			for {
+				select { // events go before audio
+				case msg := <-b.out:
+					if write(websocket.TextMessage, msg) != nil {
+						return
+					}
+				default:
+				}
+				arrival, ok := b.audio.pop(frame)
+				if !ok || c.ctx.Err() != nil {
+					break
+				}
+				if write(websocket.BinaryMessage, frame) != nil {
+					return
+				}
+				m.sent.Inc()
+				if arrival != 0 {
+					m.latency.Observe(time.Since(time.Unix(0, arrival)).Seconds())
+				}
 			}
 		case <-ping.C:
 			if write(websocket.PingMessage, nil) != nil {
@@ -245,7 +326,7 @@ func (c *Session) botReader(b *botConn) {
 		}
 		_ = b.conn.SetReadDeadline(time.Now().Add(botPongWait))
 		if typ != websocket.TextMessage {
-			b.sendError(fmt.Errorf("%w: binary messages are not part of the protocol", ErrBadJSON))
+			b.sendError(fmt.Errorf("%w: binary messages are not part of the protocol (caller audio only flows to the bot)", ErrBadJSON))
 			continue
 		}
 		c.handleBotMessage(b, msg)

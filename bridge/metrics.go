@@ -25,6 +25,7 @@ type metrics struct {
 	ttsReconnects prometheus.Counter
 	ttsTTFB       prometheus.Histogram
 	addedLatency  prometheus.Histogram
+	caller        *callerMetrics // the receive path (metrics_caller.go)
 }
 
 func newMetrics() *metrics {
@@ -75,6 +76,7 @@ func newMetrics() *metrics {
 	m.reg.MustRegister(m.callsActive, m.callsTotal, m.callsRejected, m.framesSent, m.lateFrames,
 		m.pacingError, m.ttsErrors, m.ttsReconnects, m.ttsTTFB, m.addedLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.caller = newCallerMetrics(m.reg)
 	return m
 }
 

@@ -47,6 +47,7 @@ type Session struct {
 	sender      *webrtc.RTPSender
 	stream      *media.Stream
 	tts         *tts.Client
+	rx          callerRx // the caller's audio and keypad (caller.go)
 	// whip is the WHIP resource of a call the bridge published into an
 	// SFU (nil otherwise): set during the SDP exchange, before the call is
 	// registered, and deleted at the endpoint by teardown.
@@ -92,6 +93,9 @@ type signaling interface {
 	negotiate(ctx context.Context, c *Session) (string, error)
 	// rejectReason labels a failed negotiation in callsRejected.
 	rejectReason(err error) string
+	// direction is the bridge's audio transceiver's: sendrecv when the
+	// peer sends audio too (a two-way call, caller.go), else sendonly.
+	direction() webrtc.RTPTransceiverDirection
 }
 
 // createCall validates the options and the role's input, reserves a slot,
@@ -111,7 +115,7 @@ func (s *Server) createCall(ctx context.Context, o callOptions, role signaling) 
 	if err := s.reserve(); err != nil {
 		return nil, "", err
 	}
-	c, err := s.newSession(o)
+	c, err := s.newSession(o, role.direction())
 	var local string
 	if err == nil {
 		if local, err = role.negotiate(ctx, c); err != nil {
@@ -152,7 +156,7 @@ func rejectReason(err error) string {
 // transceiver, the RTCP read loop and the media stream. The SDP exchange is
 // the role's (signaling.negotiate). On error everything built so far is torn
 // down.
-func (s *Server) newSession(o callOptions) (_ *Session, err error) {
+func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (_ *Session, err error) {
 	id := newID()
 	c := &Session{
 		id:        id,
@@ -193,7 +197,10 @@ func (s *Server) newSession(o callOptions) (_ *Session, err error) {
 	if c.track, err = webrtc.NewTrackLocalStaticRTP(opusCodec, "audio", "voicebridge"); err != nil {
 		return nil, fmt.Errorf("new track: %w", err)
 	}
-	if c.transceiver, err = c.pc.AddTransceiverFromTrack(c.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+	if dir == webrtc.RTPTransceiverDirectionSendrecv {
+		c.pc.OnTrack(c.onTrack) // a two-way call: the caller's track is read (caller.go)
+	}
+	if c.transceiver, err = c.pc.AddTransceiverFromTrack(c.track, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
 		return nil, fmt.Errorf("add track: %w", err)
 	}
 	c.sender = c.transceiver.Sender()
@@ -220,6 +227,13 @@ type answerer struct{ offer string }
 
 func (a answerer) check() error                  { return checkOffer(a.offer) }
 func (a answerer) rejectReason(err error) string { return rejectReason(err) }
+
+func (a answerer) direction() webrtc.RTPTransceiverDirection {
+	if offerSendsAudio(a.offer) {
+		return webrtc.RTPTransceiverDirectionSendrecv
+	}
+	return webrtc.RTPTransceiverDirectionSendonly
+}
 
 func (a answerer) negotiate(ctx context.Context, c *Session) (string, error) {
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: a.offer}); err != nil {

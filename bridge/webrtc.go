@@ -90,6 +90,9 @@ func (ps pionSettings) newAPI(log *slog.Logger) (*webrtc.API, error) {
 	}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, fmt.Errorf("register opus: %w", err)
 	}
+	if err := registerTelephoneEvent(me); err != nil { // RFC 4733 DTMF (caller.go)
+		return nil, fmt.Errorf("register telephone-event: %w", err)
+	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithInterceptorLoggerFactory(lf)); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)

@@ -50,6 +50,11 @@ type whipPublisher struct{ target whipTarget }
 
 func (p whipPublisher) check() error { return nil } // target() validated it
 
+// direction: the offer publishes the bot's audio only (sendonly).
+func (p whipPublisher) direction() webrtc.RTPTransceiverDirection {
+	return webrtc.RTPTransceiverDirectionSendonly
+}
+
 func (p whipPublisher) rejectReason(err error) string {
 	if errors.Is(err, ErrWHIPFailed) {
 		return "whip"
