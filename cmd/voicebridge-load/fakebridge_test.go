@@ -257,12 +257,12 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 	}
 	defer rx.close()
 	win := &window{}
-	decoding, err := dialCall(ctx, hc, rx, f.srv.URL, "", 0, formJSON, true, win)
+	decoding, err := dialCall(ctx, hc, rx, f.srv.URL, 0, formJSON, true, win)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer decoding.close()
-	counting, err := dialCall(ctx, hc, rx, f.srv.URL, "", 1, formSDP, false, win)
+	counting, err := dialCall(ctx, hc, rx, f.srv.URL, 1, formSDP, false, win)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,8 +303,8 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 	}
 	unknown := rx.unknown.Load()
 	rx.freeze()
-	decoding.hangup(hc, f.srv.URL, "")
-	counting.hangup(hc, f.srv.URL, "")
+	decoding.hangup(hc, f.srv.URL)
+	counting.hangup(hc, f.srv.URL)
 	decoding.close()
 	counting.close()
 

@@ -47,14 +47,13 @@ type callStats struct {
 	win *window
 
 	// Owned by the reading goroutine.
-	started    bool
-	lastT      int64  // kernel receive time of the previous packet, ns
-	lastSeq    uint16 // previous sequence number
-	extTS      int64  // unwrapped RTP timestamp of the previous packet
-	lastTS     uint32
-	anchor     int64 // min over packets of t − extTS·1e9/48000
-	probe      int   // packets seen while learning silenceLen
-	silenceLen int   // payload size of the silence frame; 0 while unknown
+	started bool
+	lastT   int64  // kernel receive time of the previous packet, ns
+	lastSeq uint16 // previous sequence number
+	extTS   int64  // unwrapped RTP timestamp of the previous packet
+	lastTS  uint32
+	anchor  int64 // min over packets of t − extTS·1e9/48000
+	silence silenceSize
 
 	Pacing      *Histogram // |inter-arrival − RTP-timestamp spacing|, in window
 	Packets     uint64     // in window
@@ -89,7 +88,6 @@ func (c *callStats) OnPacket(t int64, h rtpHeader) {
 		c.started = true
 		c.lastT, c.lastSeq, c.lastTS = t, h.Seq, h.Timestamp
 		c.anchor = t
-		c.learnSilence(h)
 		c.speech(t, h, in)
 		if in {
 			c.Packets++
@@ -134,33 +132,31 @@ func (c *callStats) OnPacket(t int64, h rtpHeader) {
 		}
 	}
 	c.lastT, c.lastSeq, c.lastTS = t, h.Seq, h.Timestamp
-	c.learnSilence(h)
 	c.speech(t, h, in)
 }
 
-// learnSilence takes the smallest payload of the call's first packets (the
-// call is idle until the driver speaks) as the size of a silence frame.
-func (c *callStats) learnSilence(h rtpHeader) {
-	if c.probe >= silenceProbe || h.Marker {
-		c.probe = silenceProbe
-		return
-	}
-	c.probe++
-	if c.silenceLen == 0 || h.PayloadLen < c.silenceLen {
-		c.silenceLen = h.PayloadLen
-	}
-}
+// silenceSize learns the payload size of the bridge's silence frame: the
+// smallest of a stream's first packets, sent while its call is idle (the
+// driver has not spoken yet). Until then, only a marker means speech.
+type silenceSize struct{ n, size int }
 
-// isSpeech tells a speech frame from the bridge's silence frame.
-func (c *callStats) isSpeech(h rtpHeader) bool {
-	return h.Marker || (c.probe >= silenceProbe && h.PayloadLen > c.silenceLen)
+func (s *silenceSize) isSpeech(marker bool, size int) bool {
+	if s.n < silenceProbe && !marker {
+		s.n++
+		if s.size == 0 || size < s.size {
+			s.size = size
+		}
+		return false
+	}
+	s.n = silenceProbe
+	return marker || size > s.size
 }
 
 func (c *callStats) speech(t int64, h rtpHeader, in bool) {
 	if in && h.Marker {
 		c.Markers++
 	}
-	if !c.isSpeech(h) {
+	if !c.silence.isSpeech(h.Marker, h.PayloadLen) {
 		if from := c.silenceFrom.Load(); from != 0 && t >= from && c.silenceFrom.CompareAndSwap(from, 0) {
 			c.mu.Lock()
 			c.toSilence = append(c.toSilence, time.Duration(t-from))

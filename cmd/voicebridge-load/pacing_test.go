@@ -47,8 +47,8 @@ func TestPacingOneLatePacket(t *testing.T) {
 	}
 	h := f.c.Pacing
 	// Inter-arrivals 4→5 is 23 ms and 5→6 is 17 ms: two errors of 3 ms.
-	if h.Count != 9 || h.Max != 3*time.Millisecond || h.Sum != 6*time.Millisecond {
-		t.Errorf("count %d max %v sum %v", h.Count, h.Max, h.Sum)
+	if h.Count != 9 || h.Max != 3*time.Millisecond || h.Buckets[300] != 2 || h.Buckets[0] != 7 {
+		t.Errorf("count %d max %v buckets[0] %d buckets[300] %d", h.Count, h.Max, h.Buckets[0], h.Buckets[300])
 	}
 	if f.c.Late != 0 {
 		t.Errorf("3 ms is not late: %d", f.c.Late)
@@ -107,8 +107,8 @@ func TestSpeechDetectionAndFirstAudio(t *testing.T) {
 	for k := range 10 {
 		f.send(k, 0, 13, false)
 	}
-	if f.c.silenceLen != 13 || f.c.Speech != 0 {
-		t.Fatalf("silence len %d, speech %d", f.c.silenceLen, f.c.Speech)
+	if f.c.silence.size != 13 || f.c.Speech != 0 {
+		t.Fatalf("silence len %d, speech %d", f.c.silence.size, f.c.Speech)
 	}
 	sent := f.t0 + 10*int64(frameDuration) + int64(5*time.Millisecond)
 	f.c.expectSpeech(sent)
