@@ -27,6 +27,7 @@ type summary struct {
 	GorPerCall   float64 `json:"goroutines_per_call"`
 	SpeechCPU    float64 `json:"cpu_s_per_speech_s"` // continuous speech
 	VsFFmpeg     float64 `json:"speech_vs_ffmpeg"`   // SpeechCPU ÷ ffmpeg's per audio-second
+	Note         string  `json:"note,omitempty"`     // where the numbers come from, if not from this tool
 }
 
 // summarizeReport picks the summary's numbers out of r.
