@@ -175,6 +175,8 @@ func printSummary(w io.Writer, r *report, now summary) {
 		how := "search probes"
 		if f := r.final(); f != nil && r.Confirmed > 0 {
 			how = fmt.Sprintf("confirmed over %.0f s, p99 %.3f ms", f.WindowS, f.PacingP99)
+		} else if f != nil {
+			how = fmt.Sprintf("the search's %d was not confirmed by a final run", r.MaxN)
 		}
 		row("largest N: pacing p99 ≤ 2 ms, no late frames or gaps", fmt.Sprintf("%d (%s)", now.MaxN2, how), "[≥ 500]")
 		row("largest N: pacing p99 ≤ 5 ms, no late frames or gaps", fmt.Sprintf("%d (search probes)", now.MaxN5), "")
@@ -183,6 +185,7 @@ func printSummary(w io.Writer, r *report, now summary) {
 		row(fmt.Sprintf("CPU per call, %.0f%% speech, N=%d", 100*f.Duty, f.Calls), fmt.Sprintf("%.3f ms per call-second", f.CPUPerCallMs), "")
 		row("memory per call (RSS delta ÷ calls)", fmt.Sprintf("%.3f MiB", f.RSSPerCallKiB/1024), "[≤ 0.6 MiB]")
 		row("goroutines per call (go_goroutines delta ÷ calls)", fmt.Sprintf("%.1f", f.GorPerCall), "[≤ 10]")
+		row("the rest of the machine during the final run", fmt.Sprintf("%.2f cores; load average %s at start, %s at end", f.OtherCPU, r.Machine.LoadStart, r.Machine.LoadEnd), "")
 	}
 	if i := r.Idle; i != nil {
 		row(fmt.Sprintf("idle call, N=%d", i.Calls), fmt.Sprintf("%.3f ms CPU per call-second, %.3f MiB, %.1f goroutines", i.CPUPerCallMs, i.RSSPerCallKiB/1024, i.GorPerCall), "[≤ 0.5 ms]")

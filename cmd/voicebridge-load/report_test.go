@@ -77,6 +77,12 @@ func TestPrintReport(t *testing.T) {
 		t.Errorf("different settings compared:\n%s", b.String())
 	}
 	b.Reset()
+	r.Confirmed = 0
+	printReport(&b, r, summarizeReport(r))
+	if !strings.Contains(b.String(), "0 (the search's 250 was not confirmed by a final run)") {
+		t.Errorf("unconfirmed N:\n%s", b.String())
+	}
+	b.Reset()
 	printReport(&b, &report{}, summary{}) // an empty report prints without panicking
 	if !strings.Contains(b.String(), "voicebridge load report") {
 		t.Error("empty report")
