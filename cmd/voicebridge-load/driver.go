@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -15,7 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// driveMode is how a call's bot speaks to the bridge.
+// driveMode is how a call's bot speaks to the bridge: calls alternate.
 type driveMode int
 
 const (
@@ -263,21 +261,8 @@ func (b *bot) wsWrite(msg []byte) error {
 }
 
 func (b *bot) post(ctx context.Context, path string, body []byte, want int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return nil
+	_, _, err := request(ctx, b.hc, http.MethodPost, b.base+path, "application/json", body, want)
+	return err
 }
 
 // sleepUntil waits for t or ctx; it reports whether t was reached.

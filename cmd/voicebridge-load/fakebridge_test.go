@@ -267,8 +267,8 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer counting.close()
-	if decoding.ID == "" || !strings.HasPrefix(counting.Location, "/v1/calls/") {
-		t.Errorf("ids: %q %q", decoding.ID, counting.Location)
+	if !strings.HasPrefix(decoding.Location, "/v1/calls/") || !strings.HasPrefix(counting.Location, "/v1/calls/") {
+		t.Errorf("locations: %q %q", decoding.Location, counting.Location)
 	}
 	win.start.Store(time.Now().UnixNano())
 	time.Sleep(300 * time.Millisecond) // idle: silence teaches the size

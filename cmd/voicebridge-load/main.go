@@ -31,6 +31,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 type options struct {
@@ -39,7 +41,6 @@ type options struct {
 	Warmup, Window, FinalWindow time.Duration
 	Duty                        float64
 	BargeEvery                  int
-	Drive                       string
 	IdleCalls, CostCalls        int
 	BridgeArgs                  string
 	Peers, Perf, Last           string
@@ -65,7 +66,6 @@ func main() {
 	fs.DurationVar(&o.FinalWindow, "final-window", 60*time.Second, "final run at the largest passing N: measured time (0: none)")
 	fs.Float64Var(&o.Duty, "duty", 0.4, "fraction of the time each bot speaks (0 ≤ duty ≤ 1; 0: idle calls)")
 	fs.IntVar(&o.BargeEvery, "barge-every", 4, "interrupt every k-th utterance of a call with clear (0: never)")
-	fs.StringVar(&o.Drive, "drive", "mixed", "how bots speak: http, ws, or mixed (alternating)")
 	fs.IntVar(&o.IdleCalls, "idle-calls", 100, "calls in the idle run (no text: what an idle call costs; 0: none)")
 	fs.IntVar(&o.CostCalls, "cost-calls", 20, "calls in the continuous-speech cost run (duty 100%; 0: none)")
 	fs.StringVar(&o.BridgeArgs, "bridge-args", "", "extra flags for the bridge, space separated")
@@ -106,16 +106,17 @@ func main() {
 var errFlags = errors.New("load: bad flags")
 
 func run(ctx context.Context, o options, settings map[string]string, log *slog.Logger) (err error) {
-	if o.Duty < 0 || o.Duty > 1 {
+	switch {
+	case o.Duty < 0 || o.Duty > 1:
 		return fmt.Errorf("%w: -duty must be in [0, 1]", errFlags)
-	}
-	modes, err := parseModes(o.Drive)
-	if err != nil {
-		return err
+	case o.Window <= 0 || o.Warmup < 0 || o.FinalWindow < 0:
+		return fmt.Errorf("%w: -window must be positive, -warmup and -final-window not negative", errFlags)
+	case o.Calls < 0 || o.IdleCalls < 0 || o.CostCalls < 0 || o.BargeEvery < 0:
+		return fmt.Errorf("%w: -calls, -idle-calls, -cost-calls and -barge-every must not be negative", errFlags)
 	}
 	r := &report{Started: time.Now(), Machine: machine(), Settings: settings,
-		Config: fmt.Sprintf("duty %.0f%%, barge every %d, drive %s, window %v, final %v, idle %d, continuous %d, bridge-args %q",
-			100*o.Duty, o.BargeEvery, o.Drive, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, o.BridgeArgs)}
+		Config: fmt.Sprintf("duty %.0f%%, barge every %d, window %v, final %v, idle %d, continuous %d, bridge-args %q",
+			100*o.Duty, o.BargeEvery, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, o.BridgeArgs)}
 	if o.Peers != "" {
 		if r.Peers, err = readPeers(o.Peers); err != nil {
 			return err
@@ -139,7 +140,7 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 		return err
 	}
 	base := runOptions{
-		Warmup: o.Warmup, Window: o.Window, Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery}, Modes: modes,
+		Warmup: o.Warmup, Window: o.Window, Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery},
 		Bin: bin, BridgeArgs: strings.Fields(o.BridgeArgs), LogDir: filepath.Join(out, "logs"), PerfCmd: strings.Fields(o.Perf), Log: log,
 	}
 	defer func() {
@@ -165,26 +166,11 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 	return runBridgeLoad(ctx, o, base, r, log)
 }
 
-func parseModes(s string) ([]driveMode, error) {
-	switch s {
-	case "http":
-		return []driveMode{driveHTTP}, nil
-	case "ws":
-		return []driveMode{driveWS}, nil
-	case "mixed":
-		return []driveMode{driveHTTP, driveWS}, nil
-	}
-	return nil, fmt.Errorf("%w: -drive %q", errFlags, s)
-}
-
 func machine() machineInfo {
 	m := machineInfo{CPUs: runtime.NumCPU(), Go: runtime.Version(), LoadStart: loadavg()}
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		for _, l := range strings.Split(string(b), "\n") {
-			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.Model = strings.TrimSpace(v)
-				break
-			}
+	if fs, err := procfs.NewDefaultFS(); err == nil {
+		if ci, err := fs.CPUInfo(); err == nil && len(ci) > 0 {
+			m.Model = ci[0].ModelName
 		}
 	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
@@ -197,13 +183,13 @@ func machine() machineInfo {
 }
 
 func loadavg() string {
-	b, err := os.ReadFile("/proc/loadavg")
+	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return "?"
 	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
+	l, err := fs.LoadAvg()
+	if err != nil {
 		return "?"
 	}
-	return strings.Join(f[:3], " ")
+	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
 }

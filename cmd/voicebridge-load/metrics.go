@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -39,19 +40,11 @@ func parseProm(r io.Reader) (scrape, error) {
 
 // scrapeMetrics fetches and parses base/metrics.
 func scrapeMetrics(ctx context.Context, hc *http.Client, base string) (scrape, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	b, _, err := request(ctx, hc, http.MethodGet, base+"/metrics", "", nil, http.StatusOK)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("load: /metrics: %s", resp.Status)
-	}
-	return parseProm(resp.Body)
+	return parseProm(bytes.NewReader(b))
 }
 
 // sum adds the values of every series of the counter, gauge or untyped

@@ -116,7 +116,6 @@ func (r *rxSocket) close() error { return r.mux.Close() }
 // RTP; decoding calls (sampled) do, and check the audio.
 type callClient struct {
 	Index    int
-	ID       string
 	Location string // the call's URL path, from the Location header
 	Stats    *callStats
 	Audio    *audioCheck // nil unless sampled
@@ -201,7 +200,7 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 		return nil, ctx.Err()
 	}
 	var answer string
-	if c.ID, c.Location, answer, err = postOffer(ctx, hc, base, c.pc.LocalDescription().SDP, form); err != nil {
+	if c.Location, answer, err = postOffer(ctx, hc, base, c.pc.LocalDescription().SDP, form); err != nil {
 		return nil, err
 	}
 	if answer, c.remotes, err = loopbackOnly(answer); err != nil {
@@ -221,54 +220,52 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 	}
 }
 
-// postOffer performs POST /v1/calls in the given form and returns the call's
-// id, its Location and the answer SDP.
-func postOffer(ctx context.Context, hc *http.Client, base, offer string, form signalForm) (id, loc, answer string, err error) {
-	var body []byte
-	ct := "application/sdp"
+// postOffer performs POST /v1/calls in the given form and returns the
+// call's Location and the answer SDP.
+func postOffer(ctx context.Context, hc *http.Client, base, offer string, form signalForm) (loc, answer string, err error) {
+	ct, body := "application/sdp", []byte(offer)
 	if form == formJSON {
 		ct = "application/json"
 		body, _ = json.Marshal(map[string]string{"sdp": offer})
-	} else {
-		body = []byte(offer)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/calls", bytes.NewReader(body))
+	b, h, err := request(ctx, hc, http.MethodPost, base+"/v1/calls", ct, body, http.StatusCreated)
 	if err != nil {
-		return "", "", "", err
+		return "", "", err
 	}
-	req.Header.Set("Content-Type", ct)
+	answer = string(b)
+	if form == formJSON {
+		var r struct{ SDP string }
+		if err := json.Unmarshal(b, &r); err != nil {
+			return "", "", fmt.Errorf("%w: answer JSON: %v", errSignal, err)
+		}
+		answer = r.SDP
+	}
+	if loc = h.Get("Location"); !strings.HasPrefix(loc, "/v1/calls/") || answer == "" {
+		return "", "", fmt.Errorf("%w: Location %q, %d bytes of answer", errSignal, loc, len(answer))
+	}
+	return loc, answer, nil
+}
+
+// request sends one HTTP request and returns the response's body (up to
+// 1 MiB) and header; a status other than want is an error.
+func request(ctx context.Context, hc *http.Client, method, url, contentType string, body []byte, want int) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", "", "", err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", "", "", err
+	if err == nil && resp.StatusCode != want {
+		err = fmt.Errorf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
 	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", "", "", fmt.Errorf("%w: %s: %s", errSignal, resp.Status, strings.TrimSpace(string(b)))
-	}
-	loc = resp.Header.Get("Location")
-	if form == formJSON {
-		var r struct{ ID, SDP string }
-		if err := json.Unmarshal(b, &r); err != nil {
-			return "", "", "", fmt.Errorf("%w: answer JSON: %v", errSignal, err)
-		}
-		id, answer = r.ID, r.SDP
-	} else {
-		answer = string(b)
-	}
-	if id == "" {
-		id = loc[strings.LastIndexByte(loc, '/')+1:]
-	}
-	if loc == "" && id != "" {
-		loc = "/v1/calls/" + id
-	}
-	if id == "" || answer == "" {
-		return "", "", "", fmt.Errorf("%w: no id or answer", errSignal)
-	}
-	return id, loc, answer, nil
+	return b, resp.Header, err
 }
 
 // loopbackOnly drops every ICE candidate of sdp whose address is not a
@@ -306,18 +303,10 @@ func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
 // hangup sends DELETE for the call; errors are ignored (the bridge may be
 // gone already).
 func (c *callClient) hangup(hc *http.Client, base string) {
-	if c.Location == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, base+c.Location, nil)
-	if err != nil {
-		return
-	}
-	if resp, err := hc.Do(req); err == nil {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+	if c.Location != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _, _ = request(ctx, hc, http.MethodDelete, base+c.Location, "", nil, http.StatusNoContent)
 	}
 }
 

@@ -23,8 +23,7 @@ type runOptions struct {
 	Warmup     time.Duration // after the last call connected, before measuring
 	Window     time.Duration // measured
 	Drive      driveConfig
-	Modes      []driveMode // bot modes, by call index modulo len
-	Bin        string      // the voicebridge binary, started fresh for the run
+	Bin        string // the voicebridge binary, started fresh for the run
 	BridgeArgs []string
 	LogDir     string
 	// PerfCmd, if set, runs during the window as PerfCmd… PID SECONDS; what
@@ -103,7 +102,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	bctx, stopBots := context.WithCancel(ctx)
 	bots := make([]*bot, 0, len(live))
 	for _, c := range live {
-		b := &bot{cfg: &o.Drive, hc: hc, base: tgt.Base, call: c, mode: o.Modes[c.Index%len(o.Modes)], res: res,
+		b := &bot{cfg: &o.Drive, hc: hc, base: tgt.Base, call: c, mode: driveMode(c.Index % 2), res: res,
 			rng: rand.New(rand.NewPCG(uint64(c.Index), 7))}
 		if err := b.open(ctx); err != nil {
 			res.fail("open", err)

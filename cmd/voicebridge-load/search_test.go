@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestSearchFindsThreshold(t *testing.T) {
@@ -102,11 +105,20 @@ func TestSearchEdges(t *testing.T) {
 	}
 }
 
-func TestParseModes(t *testing.T) {
-	if m, err := parseModes("mixed"); err != nil || len(m) != 2 || m[0] != driveHTTP || m[1] != driveWS {
-		t.Errorf("mixed: %v %v", m, err)
-	}
-	if _, err := parseModes("carrier-pigeon"); !errors.Is(err, errFlags) {
-		t.Errorf("bad mode: %v", err)
+func TestRunRejectsBadFlags(t *testing.T) {
+	good := options{Window: time.Second, Duty: 0.4}
+	for name, change := range map[string]func(*options){
+		"duty > 1":         func(o *options) { o.Duty = 1.5 },
+		"negative duty":    func(o *options) { o.Duty = -0.1 },
+		"no window":        func(o *options) { o.Window = 0 },
+		"negative warmup":  func(o *options) { o.Warmup = -time.Second },
+		"negative calls":   func(o *options) { o.Calls = -1 },
+		"negative barge-k": func(o *options) { o.BargeEvery = -4 },
+	} {
+		o := good
+		change(&o)
+		if err := run(context.Background(), o, nil, slog.New(slog.DiscardHandler)); !errors.Is(err, errFlags) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
