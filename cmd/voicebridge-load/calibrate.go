@@ -49,7 +49,7 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 	var out []utterance
 	for _, t := range texts {
 		sent := time.Now()
-		c.Stats.expectSpeech(sent.UnixNano())
+		c.Stats.firstAudio.arm(sent.UnixNano())
 		if err := b.text(ctx, t); err != nil {
 			return nil, fmt.Errorf("load: calibration text: %w", err)
 		}
@@ -63,7 +63,7 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 				return nil, fmt.Errorf("load: calibration: no end of speech within 30 s for %q", t)
 			}
 			if first == 0 {
-				if fa := c.Stats.takeFirstAudio(); len(fa) > 0 {
+				if fa := c.Stats.firstAudio.take(); len(fa) > 0 {
 					first = fa[0]
 				}
 				continue

@@ -170,7 +170,7 @@ func (b *bot) run(ctx context.Context) {
 		if b.call.Stats.lastSpeech.Load() > arm-int64(idleBefore) {
 			arm = 0
 		}
-		if b.call.Stats.awaitFrom.Swap(arm) != 0 {
+		if b.call.Stats.firstAudio.from.Swap(arm) != 0 {
 			b.res.mu.Lock()
 			b.res.Missed++
 			b.res.mu.Unlock()
@@ -204,7 +204,7 @@ func (b *bot) run(ctx context.Context) {
 func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time {
 	deadline := start.Add(5*time.Second + u.Duration)
 	// Wait for speech to start, then 40% of the utterance.
-	for b.call.Stats.awaitFrom.Load() != 0 {
+	for b.call.Stats.firstAudio.from.Load() != 0 {
 		if !sleepUntil(ctx, time.Now().Add(20*time.Millisecond)) || time.Now().After(deadline) {
 			return time.Time{}
 		}
@@ -216,7 +216,7 @@ func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time
 	at := clearAt.UnixNano()
 	playing := b.call.Stats.lastSpeech.Load() >= at-int64(frameDuration+5*time.Millisecond)
 	if playing {
-		b.call.Stats.expectSilence(at)
+		b.call.Stats.toSilence.arm(at)
 	}
 	if err := b.clear(ctx); err != nil {
 		b.res.fail("clear", err)

@@ -281,7 +281,7 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range []*bot{httpBot, wsBot} {
-		b.call.Stats.expectSpeech(time.Now().UnixNano())
+		b.call.Stats.firstAudio.arm(time.Now().UnixNano())
 		if err := b.text(ctx, "hello"); err != nil {
 			t.Fatal(err)
 		}
@@ -317,7 +317,7 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 		if s.Speech < 25 || s.Markers < 1 {
 			t.Errorf("call %d: speech %d markers %d", c.Index, s.Speech, s.Markers)
 		}
-		if fa := s.takeFirstAudio(); len(fa) != 1 || fa[0] <= 0 || fa[0] > 5*time.Second {
+		if fa := s.firstAudio.take(); len(fa) != 1 || fa[0] <= 0 || fa[0] > 5*time.Second {
 			t.Errorf("call %d: first audio %v", c.Index, fa)
 		}
 	}

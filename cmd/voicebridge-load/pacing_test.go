@@ -111,7 +111,7 @@ func TestSpeechDetectionAndFirstAudio(t *testing.T) {
 		t.Fatalf("silence len %d, speech %d", f.c.silence.size, f.c.Speech)
 	}
 	sent := f.t0 + 10*int64(frameDuration) + int64(5*time.Millisecond)
-	f.c.expectSpeech(sent)
+	f.c.firstAudio.arm(sent)
 	f.send(10, 0, 13, false) // still silence
 	f.send(11, 0, 13, false)
 	f.send(12, 0, 90, true) // talkspurt
@@ -122,19 +122,19 @@ func TestSpeechDetectionAndFirstAudio(t *testing.T) {
 	if f.c.Speech != 8 || f.c.Markers != 1 {
 		t.Errorf("speech %d markers %d, want 8 and 1", f.c.Speech, f.c.Markers)
 	}
-	fa := f.c.takeFirstAudio()
+	fa := f.c.firstAudio.take()
 	want := time.Duration(f.t0+12*int64(frameDuration)) - time.Duration(sent)
 	if len(fa) != 1 || fa[0] != want {
 		t.Errorf("first audio %v, want [%v]", fa, want)
 	}
-	if f.c.awaitFrom.Load() != 0 {
+	if f.c.firstAudio.from.Load() != 0 {
 		t.Error("measurement still armed")
 	}
 	if got := f.c.lastSpeech.Load(); got != f.t0+19*int64(frameDuration) {
 		t.Errorf("last speech at %d", got-f.t0)
 	}
-	if len(f.c.takeFirstAudio()) != 0 {
-		t.Error("takeFirstAudio does not forget")
+	if len(f.c.firstAudio.take()) != 0 {
+		t.Error("take does not forget")
 	}
 }
 
@@ -159,16 +159,16 @@ func TestClearToSilence(t *testing.T) {
 	f.send(5, 0, 90, true)
 	f.send(6, 0, 80, false)
 	cleared := f.t0 + 6*int64(frameDuration) + int64(3*time.Millisecond)
-	f.c.expectSilence(cleared)
+	f.c.toSilence.arm(cleared)
 	f.send(7, 0, 80, false) // a frame already on its way
 	f.send(8, 0, 13, false) // silence
 	f.send(9, 0, 13, false)
-	got := f.c.takeToSilence()
+	got := f.c.toSilence.take()
 	want := time.Duration(f.t0+8*int64(frameDuration)) - time.Duration(cleared)
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("clear → silence %v, want [%v]", got, want)
 	}
-	if len(f.c.takeToSilence()) != 0 || f.c.silenceFrom.Load() != 0 {
+	if len(f.c.toSilence.take()) != 0 || f.c.toSilence.from.Load() != 0 {
 		t.Error("not forgotten / still armed")
 	}
 }

@@ -65,7 +65,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 				r.Search = append(r.Search, rep)
 			}
 			if err != nil && rep != nil && errors.Is(err, errRunSetup) {
-				return rep, nil // no call came up: a failure at this N
+				err = nil // no call came up: a failure at this N
 			}
 			if err == nil {
 				probes[n] = rep

@@ -78,20 +78,10 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	defer rx.close()
 	win := &window{}
 	live := setupCalls(ctx, hc, rx, tgt.Base, o.Calls, win, rep)
-	defer func() {
-		// Hang up and close, a few at a time.
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, setupConcurrency)
-		for _, c := range live {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				c.hangup(hc, tgt.Base)
-				c.close()
-			})
-		}
-		wg.Wait()
-	}()
+	defer fewAtATime(context.Background(), len(live), func(i int) {
+		live[i].hangup(hc, tgt.Base)
+		live[i].close()
+	})
 	log.Info("calls set up", "ok", len(live), "errors", rep.SetupErr, "seconds", round(rep.SetupS, 1))
 	if len(live) == 0 {
 		return rep, fmt.Errorf("%w: %s", errRunSetup, rep.FirstErr)
@@ -129,8 +119,8 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		return rep, ctx.Err()
 	}
 	for _, c := range live {
-		c.Stats.takeFirstAudio()
-		c.Stats.takeToSilence()
+		c.Stats.firstAudio.take()
+		c.Stats.toSilence.take()
 	}
 	res.reset()
 	m0, err := scrapeMetrics(ctx, hc, tgt.Base)
@@ -147,6 +137,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	m1, err := scrapeMetrics(ctx, hc, tgt.Base)
 	rss, rssErr := procRSS(tgt.PID)
 	stopAll()
+	rep.Perf = perf()
 	if !ok {
 		return rep, ctx.Err()
 	}
@@ -163,7 +154,6 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	rep.fillReceivers(live, wall)
 	rep.RxDrops, rep.RxUnknown = rx.conn.drops.Load(), unknown
 	rep.fillBridgeMetrics(m0, m1, len(live))
-	rep.Perf = perf()
 	rep.RSS = rss / (1 << 20)
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
 	if rep.SpeechS > 0 && rep.BridgeCPU > 0 {
@@ -172,8 +162,8 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 	var fa, ts []time.Duration
 	for _, c := range live {
-		fa = append(fa, c.Stats.takeFirstAudio()...)
-		ts = append(ts, c.Stats.takeToSilence()...)
+		fa = append(fa, c.Stats.firstAudio.take()...)
+		ts = append(ts, c.Stats.toSilence.take()...)
 	}
 	rep.TextToSpeech, rep.ClearToSilence = summarize(fa), summarize(ts)
 	res.into(rep)
@@ -188,29 +178,18 @@ func setupCalls(ctx context.Context, hc *http.Client, rx *rxSocket, base string,
 	calls := make([]*callClient, n)
 	var mu sync.Mutex
 	var errs []string
-	sem := make(chan struct{}, setupConcurrency)
-	var wg sync.WaitGroup
-	for i := range calls {
-		if ctx.Err() != nil {
-			break
+	fewAtATime(ctx, n, func(i int) {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		form := signalForm(i % 2) // alternate JSON and WHEP-shaped SDP offers
+		c, err := dialCall(cctx, hc, rx, base, i, form, i < sampledCalls, win)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err.Error())
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			form := signalForm(i % 2) // alternate JSON and WHEP-shaped SDP offers
-			c, err := dialCall(cctx, hc, rx, base, i, form, i < sampledCalls, win)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err.Error())
-				return
-			}
-			calls[i] = c
-		})
-	}
-	wg.Wait()
+		calls[i] = c
+	})
 	rep.SetupS = time.Since(start).Seconds()
 	rep.SetupErr = len(errs)
 	if len(errs) > 0 {
@@ -223,6 +202,21 @@ func setupCalls(ctx context.Context, hc *http.Client, rx *rxSocket, base string,
 		}
 	}
 	return live
+}
+
+// fewAtATime runs f(0) … f(n−1), setupConcurrency at a time, until ctx
+// ends, and waits for them.
+func fewAtATime(ctx context.Context, n int, f func(i int)) {
+	sem := make(chan struct{}, setupConcurrency)
+	var wg sync.WaitGroup
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
 }
 
 // startPerf runs cmd… PID SECONDS for the window, if cmd is set. The
