@@ -99,7 +99,12 @@ perf_sample() {
 	command -v perf >/dev/null || { echo "perf not installed"; return 0; }
 	data=$(mktemp)
 	trap 'rm -f "$data"' RETURN
-	perf record -q -F 250 -e cpu-clock -p "$pid" -o "$data" -- sleep "$seconds" >/dev/null 2>&1
+	perf record -q -F 250 -e cpu-clock -p "$pid" -o "$data" -- sleep "$seconds" >/dev/null 2>"$data.err" || {
+		echo "perf record -p $pid failed: $(tail -1 "$data.err")" >&2
+		rm -f "$data.err"
+		return 1
+	}
+	rm -f "$data.err"
 	for sort in dso sym; do
 		perf report -i "$data" --no-children --sort "$sort" --stdio 2>/dev/null |
 			awk -v what="$sort" '/^# Samples:/ { n = $3 }
