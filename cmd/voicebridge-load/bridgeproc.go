@@ -34,11 +34,11 @@ var errNotReady = errors.New("load: process did not become ready")
 // ttsPath is the Faseeh dialect's path on the embedded TTS server.
 const ttsPath = "/api/v1/text-to-speech"
 
-// buildBridge builds ./cmd/voicebridge of the module in the working
-// directory into bin.
-func buildBridge(ctx context.Context, bin string) error {
+// buildBridge builds ./cmd/voicebridge of the module whose root is root
+// into bin.
+func buildBridge(ctx context.Context, root, bin string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "nolibopusfile", "-o", bin, "./cmd/voicebridge")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("load: go build ./cmd/voicebridge: %w", err)
 	}

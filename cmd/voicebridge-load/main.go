@@ -136,7 +136,7 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 	}
 	bin := filepath.Join(out, "bin", "voicebridge")
 	log.Info("building the bridge", "bin", bin)
-	if err := buildBridge(ctx, bin); err != nil {
+	if err := buildBridge(ctx, ".", bin); err != nil {
 		return err
 	}
 	base := runOptions{
