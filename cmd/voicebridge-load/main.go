@@ -113,6 +113,8 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 		return fmt.Errorf("%w: -window must be positive, -warmup and -final-window not negative", errFlags)
 	case o.Calls < 0 || o.IdleCalls < 0 || o.CostCalls < 0 || o.BargeEvery < 0:
 		return fmt.Errorf("%w: -calls, -idle-calls, -cost-calls and -barge-every must not be negative", errFlags)
+	case o.Calls == 0 && (o.Start < 1 || o.Max < o.Start || o.Probes < 1):
+		return fmt.Errorf("%w: the search needs 1 ≤ -start ≤ -max and -probes ≥ 1", errFlags)
 	}
 	r := &report{Started: time.Now(), Machine: machine(), Settings: settings,
 		Config: fmt.Sprintf("duty %.0f%%, barge every %d, window %v, final %v, idle %d, continuous %d, bridge-args %q",

@@ -106,7 +106,7 @@ func TestSearchEdges(t *testing.T) {
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {
-	good := options{Window: time.Second, Duty: 0.4}
+	good := options{Window: time.Second, Duty: 0.4, Start: 1, Max: 2, Probes: 1}
 	for name, change := range map[string]func(*options){
 		"duty > 1":         func(o *options) { o.Duty = 1.5 },
 		"negative duty":    func(o *options) { o.Duty = -0.1 },
@@ -114,6 +114,8 @@ func TestRunRejectsBadFlags(t *testing.T) {
 		"negative warmup":  func(o *options) { o.Warmup = -time.Second },
 		"negative calls":   func(o *options) { o.Calls = -1 },
 		"negative barge-k": func(o *options) { o.BargeEvery = -4 },
+		"start above max":  func(o *options) { o.Start = 3 },
+		"no probes":        func(o *options) { o.Probes = 0 },
 	} {
 		o := good
 		change(&o)
