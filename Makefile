@@ -80,7 +80,7 @@ test: deps-test fmt-check vet staticcheck unit
 # on the still quiet machine), then the load/latency/cost report of
 # cmd/voicebridge-load (table on stdout, JSON in bench-results/), which
 # compares with cmd/voicebridge-load/last-result.json and rewrites it (commit
-# it with a full run). About 10–15 minutes on 2 cores. Knobs:
+# it with a full run). About 10–20 minutes on 2 cores. Knobs:
 #   BENCH_FLAGS='-window 60s -final-window 300s'   (go run ./cmd/voicebridge-load -h)
 #   PEER_SECONDS=300   GOBENCH='^$' (no micro-benchmarks)
 BENCH_FLAGS  ?=

@@ -72,7 +72,7 @@ func main() {
 	fs.StringVar(&o.Peers, "peers", "", "the peers' costs, as written by peers.sh (empty: no comparison)")
 	fs.StringVar(&o.Perf, "perf", "", "command run as CMD PID SECONDS during the final, idle and continuous runs; its output is reported (e.g. \"bash cmd/voicebridge-load/peers.sh perf\")")
 	fs.StringVar(&o.Last, "last", "", "summary of the previous result: compared with, then replaced by this one's (e.g. cmd/voicebridge-load/last-result.json)")
-	fs.DurationVar(&o.Timeout, "timeout", 15*time.Minute, "hard bound on the whole run")
+	fs.DurationVar(&o.Timeout, "timeout", 20*time.Minute, "hard bound on the whole run")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: voicebridge-load [flags]\n\nLoad, latency and cost report for voicebridge (loopback only).\n\n")
 		fs.PrintDefaults()
