@@ -76,16 +76,25 @@ unit:
 
 test: deps-test fmt-check vet staticcheck unit
 
-# bench: the Go micro-benchmarks, then the load/latency/cost report of
-# cmd/voicebridge-load (table on stdout, JSON in bench-results/). About
-# 10–15 minutes on 2 cores. Longer runs: make bench BENCH_FLAGS='-window 60s
-# -final-window 300s -peer-seconds 300'; see go run ./cmd/voicebridge-load -h.
-BENCH_FLAGS ?=
+# bench: the Go micro-benchmarks, then the peers (ffmpeg, GStreamer: peers.sh,
+# on the still quiet machine), then the load/latency/cost report of
+# cmd/voicebridge-load (table on stdout, JSON in bench-results/), which
+# compares with cmd/voicebridge-load/last-result.json and rewrites it (commit
+# it with a full run). About 10–20 minutes on 2 cores. Knobs:
+#   BENCH_FLAGS='-window 60s -final-window 300s'   (go run ./cmd/voicebridge-load -h)
+#   PEER_SECONDS=300   GOBENCH='^$' (no micro-benchmarks)
+BENCH_FLAGS  ?=
+PEER_SECONDS ?= 60
+GOBENCH      ?= .
+LOAD         := cmd/voicebridge-load
 bench: deps-bench
 	@mkdir -p bench-results
-	@$(GO) test $(GOFLAGS_ALL) -run '^$$' -bench . -benchmem ./... > bench-results/gobench-latest.txt 2>&1; rc=$$?; \
+	@$(GO) test $(GOFLAGS_ALL) -run '^$$' -bench '$(GOBENCH)' -benchmem ./... > bench-results/gobench-latest.txt 2>&1; rc=$$?; \
 	  cat bench-results/gobench-latest.txt; exit $$rc
-	$(GO) run $(GOFLAGS_ALL) ./cmd/voicebridge-load -out bench-results $(BENCH_FLAGS)
+	$(GO) run $(GOFLAGS_ALL) ./$(LOAD) -encoder > bench-results/encoder.env
+	bash $(LOAD)/peers.sh peers bench-results/encoder.env bench-results/peers.txt $(PEER_SECONDS)
+	$(GO) run $(GOFLAGS_ALL) ./$(LOAD) -out bench-results -peers bench-results/peers.txt \
+	  -perf 'bash $(LOAD)/peers.sh perf' -last $(LOAD)/last-result.json $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin artifacts

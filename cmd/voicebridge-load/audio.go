@@ -25,30 +25,12 @@ type audioCheck struct {
 	SilenceFrames int
 	SilenceMaxDB  float64 // loudest silence frame, dBFS, but for the first after speech (the codec's tail)
 	DecodeErrors  int
-	silence       sizeProbe
+	silence       silenceSize
 	prevSpeech    bool
 }
 
 // loudDBFS: a speech frame louder than this has energy.
 const loudDBFS = -50
-
-// sizeProbe learns the smallest payload of a stream's first packets (the
-// idle silence frame).
-type sizeProbe struct {
-	n, min int
-}
-
-func (p *sizeProbe) isSpeech(marker bool, size int) bool {
-	if p.n < silenceProbe && !marker {
-		p.n++
-		if p.min == 0 || size < p.min {
-			p.min = size
-		}
-		return false
-	}
-	p.n = silenceProbe
-	return marker || size > p.min
-}
 
 // run decodes until src fails (the peer connection closed).
 func (a *audioCheck) run(src trackRTP) {

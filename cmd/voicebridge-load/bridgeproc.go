@@ -16,11 +16,12 @@ import (
 	"time"
 )
 
-// target is the bridge under load: a process this tool started (PID known,
-// so its CPU and memory are read from /proc), or a URL given by the user.
+// target is a process this tool started and measures: the bridge, or the
+// embedded TTS server beside it. Its PID is known, so its CPU and memory
+// are read from /proc.
 type target struct {
-	Base string // http://127.0.0.1:port
-	PID  int    // 0 when unknown
+	Base string // http://127.0.0.1:port (the TTS: its ws:// URL)
+	PID  int
 
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the process has exited
@@ -30,57 +31,49 @@ type target struct {
 
 var errNotReady = errors.New("load: process did not become ready")
 
-// buildBridge builds ./cmd/voicebridge of the module at root into bin.
+// ttsPath is the Faseeh dialect's path on the embedded TTS server.
+const ttsPath = "/api/v1/text-to-speech"
+
+// buildBridge builds ./cmd/voicebridge of the module whose root is root
+// into bin.
 func buildBridge(ctx context.Context, root, bin string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "nolibopusfile", "-o", bin, "./cmd/voicebridge")
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("load: go build ./cmd/voicebridge: %w", err)
 	}
 	return nil
 }
 
-// freeLoopbackPort asks the kernel for a free TCP port on 127.0.0.1.
-func freeLoopbackPort() (int, error) {
+// startTargets starts what a run measures: the embedded TTS as its own
+// process ("voicebridge tts-server", so that its synthesis is not counted
+// as the bridge's CPU), then the bridge using it, with extra flags. Logs go
+// to dir/name.log and dir/name-tts.log. Stop both when done.
+func startTargets(ctx context.Context, bin string, extra []string, dir, name string) (bridge, tts *target, err error) {
+	tts, err = startProc(ctx, bin, []string{"tts-server"}, nil, filepath.Join(dir, name+"-tts.log"), "")
+	if err != nil {
+		return nil, nil, err
+	}
+	tts.Base = "ws" + strings.TrimPrefix(tts.Base, "http") + ttsPath
+	args := append([]string{"-tts-url", tts.Base}, extra...)
+	bridge, err = startProc(ctx, bin, nil, args, filepath.Join(dir, name+".log"), "/healthz")
+	if err != nil {
+		tts.stop()
+		return nil, nil, err
+	}
+	return bridge, tts, nil
+}
+
+// startProc runs bin with pre, -listen on a free loopback port, then
+// extra, and waits until it answers HTTP: with 200 on health if set, else
+// with anything.
+func startProc(ctx context.Context, bin string, pre, extra []string, logPath, health string) (*target, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// startBridge runs bin on a free loopback port with extra flags, its output
-// going to logPath, and waits for /healthz.
-func startBridge(ctx context.Context, bin string, extra []string, logPath string) (*target, error) {
-	return startProc(ctx, bin, nil, extra, logPath, waitHealthy)
-}
-
-// startTTS runs "bin tts-server" (the embedded TTS alone) on a free loopback
-// port and waits until it accepts connections; Base is then its ws:// URL
-// of the Faseeh path.
-func startTTS(ctx context.Context, bin string, logPath string) (*target, error) {
-	t, err := startProc(ctx, bin, []string{"tts-server"}, nil, logPath, waitListening)
-	if err != nil {
 		return nil, err
 	}
-	t.Base = "ws" + strings.TrimPrefix(t.Base, "http") + ttsPath
-	return t, nil
-}
-
-// ttsPath is the Faseeh dialect's path on the embedded TTS server.
-const ttsPath = "/api/v1/text-to-speech"
-
-// startProc runs bin with pre, then -listen on a free loopback port, then
-// extra, and waits for ready.
-func startProc(ctx context.Context, bin string, pre, extra []string, logPath string,
-	ready func(ctx context.Context, base string, exited func() (bool, error), limit time.Duration) error) (*target, error) {
-	port, err := freeLoopbackPort()
-	if err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+	addr := "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
 	args := append(append(append([]string{}, pre...), "-listen", addr), extra...)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
@@ -104,11 +97,10 @@ func startProc(ctx context.Context, bin string, pre, extra []string, logPath str
 		t.exitErr = cmd.Wait()
 		close(t.done)
 	}()
-	// This tool may run reniced (-nice); what it measures runs at the
-	// normal priority. Threads started before the first pass are caught by
-	// the second.
+	// This tool runs reniced; what it measures runs at the normal priority.
+	// Threads started before the first pass are caught by the second.
 	_ = renice(t.PID, 0)
-	if err := ready(ctx, t.Base, t.exited, 30*time.Second); err != nil {
+	if err := t.waitReady(ctx, health, 30*time.Second); err != nil {
 		t.stop()
 		return nil, fmt.Errorf("%w: %s %s (log: %s): %v", errNotReady, bin, strings.Join(args, " "), logPath, err)
 	}
@@ -116,30 +108,26 @@ func startProc(ctx context.Context, bin string, pre, extra []string, logPath str
 	return t, nil
 }
 
-// exited reports whether the process has exited, and its exit error.
-
-func (t *target) exited() (bool, error) {
-	select {
-	case <-t.done:
-		return true, t.exitErr
-	default:
-		return false, nil
-	}
-}
-
-// waitListening waits until base's port accepts TCP connections.
-func waitListening(ctx context.Context, base string, exited func() (bool, error), limit time.Duration) error {
-	addr := strings.TrimPrefix(base, "http://")
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
+// waitReady polls t.Base+health until it answers (200 if health is set).
+func (t *target) waitReady(ctx context.Context, health string, limit time.Duration) error {
+	hc := &http.Client{Timeout: time.Second}
+	defer hc.CloseIdleConnections()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
 		if !sleepUntil(ctx, time.Now().Add(100*time.Millisecond)) {
 			return ctx.Err()
 		}
-		if ok, err := exited(); ok {
-			return fmt.Errorf("exited: %v", err)
+		select {
+		case <-t.done:
+			return fmt.Errorf("exited: %v", t.exitErr)
+		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
+		resp, err := hc.Get(t.Base + health)
+		if err != nil {
+			continue
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if health == "" || resp.StatusCode == http.StatusOK {
 			return nil
 		}
 	}
@@ -151,39 +139,15 @@ func waitListening(ctx context.Context, base string, exited func() (bool, error)
 func bridgeEnv(env []string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
-		if len(kv) >= 12 && kv[:12] == "VOICEBRIDGE_" {
-			continue
+		if !strings.HasPrefix(kv, "VOICEBRIDGE_") {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return out
 }
 
-func waitHealthy(ctx context.Context, base string, exited func() (bool, error), limit time.Duration) error {
-	hc := &http.Client{Timeout: time.Second}
-	defer hc.CloseIdleConnections()
-	deadline := time.Now().Add(limit)
-	for time.Now().Before(deadline) {
-		if !sleepUntil(ctx, time.Now().Add(100*time.Millisecond)) {
-			return ctx.Err()
-		}
-		if ok, err := exited(); ok {
-			return fmt.Errorf("exited: %v", err)
-		}
-		resp, err := hc.Get(base + "/healthz")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-	}
-	return errors.New("timed out")
-}
-
 // stop sends SIGTERM (the bridge shuts down gracefully), and SIGKILL after
-// 15 s. It returns how long the shutdown took.
+// 15 s. It returns how long the shutdown took. Stopping twice is harmless.
 func (t *target) stop() time.Duration {
 	if t.cmd == nil {
 		return 0
@@ -199,21 +163,4 @@ func (t *target) stop() time.Duration {
 	t.log.Close()
 	t.cmd = nil
 	return time.Since(start)
-}
-
-// scrapeMetrics fetches and parses base/metrics.
-func scrapeMetrics(ctx context.Context, hc *http.Client, base string) (scrape, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("load: /metrics: %s", resp.Status)
-	}
-	return parseProm(resp.Body)
 }

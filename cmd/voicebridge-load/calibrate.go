@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"time"
-	"unicode/utf8"
 )
 
 // utteranceTexts are what the bots say: Arabic, like the default voice, of
@@ -24,24 +23,24 @@ const quietAfter = 700 * time.Millisecond
 // its speech on the wire (first to last speech packet, plus one frame), so
 // the bots can keep their duty cycle without watching every call.
 func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, error) {
-	tgt, tts, err := startTarget(ctx, o, "calibrate")
+	tgt, tts, err := startTargets(ctx, o.Bin, o.BridgeArgs, o.LogDir, "calibrate")
 	if err != nil {
 		return nil, err
 	}
 	defer func() { tgt.stop(); tts.stop() }()
 	hc := &http.Client{Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
-	rx, err := newRxSocket(o.BatchSleep)
+	rx, err := newRxSocket(rxBatchSleep)
 	if err != nil {
 		return nil, err
 	}
 	defer rx.close()
 	win := &window{}
-	c, err := dialCall(ctx, hc, rx, tgt.Base, o.Drive.Token, 0, formJSON, false, win)
+	c, err := dialCall(ctx, hc, rx, tgt.Base, 0, formJSON, false, win)
 	if err != nil {
 		return nil, fmt.Errorf("load: calibration call: %w", err)
 	}
-	defer func() { c.hangup(hc, tgt.Base, o.Drive.Token); c.close() }()
+	defer func() { c.hangup(hc, tgt.Base); c.close() }()
 	b := &bot{cfg: &o.Drive, hc: hc, base: tgt.Base, call: c, mode: driveHTTP}
 	// Let the receiver learn the silence frame.
 	if !sleepUntil(ctx, time.Now().Add(300*time.Millisecond)) {
@@ -50,7 +49,7 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 	var out []utterance
 	for _, t := range texts {
 		sent := time.Now()
-		c.Stats.expectSpeech(sent.UnixNano())
+		c.Stats.firstAudio.arm(sent.UnixNano())
 		if err := b.text(ctx, t); err != nil {
 			return nil, fmt.Errorf("load: calibration text: %w", err)
 		}
@@ -64,7 +63,7 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 				return nil, fmt.Errorf("load: calibration: no end of speech within 30 s for %q", t)
 			}
 			if first == 0 {
-				if fa := c.Stats.takeFirstAudio(); len(fa) > 0 {
+				if fa := c.Stats.firstAudio.take(); len(fa) > 0 {
 					first = fa[0]
 				}
 				continue
@@ -78,14 +77,4 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 		}
 	}
 	return out, nil
-}
-
-// estimateUtterances guesses durations at 12 characters per second, for
-// runs without calibration.
-func estimateUtterances(texts []string) []utterance {
-	out := make([]utterance, len(texts))
-	for i, t := range texts {
-		out[i] = utterance{Text: t, Duration: time.Duration(utf8.RuneCountInString(t)) * time.Second / 12}
-	}
-	return out
 }

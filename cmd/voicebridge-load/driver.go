@@ -1,35 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 )
 
-// driveMode is how a call's bot speaks to the bridge.
+// driveMode is how a call's bot speaks to the bridge: calls alternate.
 type driveMode int
 
 const (
 	driveHTTP driveMode = iota // POST /v1/calls/{id}/text and /clear
 	driveWS                    // the bot WebSocket /v1/calls/{id}/ws
 )
-
-func (m driveMode) String() string {
-	if m == driveWS {
-		return "ws"
-	}
-	return "http"
-}
 
 // idleBefore: a call is silent if its last speech packet is this old.
 const idleBefore = 100 * time.Millisecond
@@ -46,21 +36,39 @@ type driveConfig struct {
 	Duty       float64 // fraction of the time speaking, 0 ≤ Duty ≤ 1 (0: idle calls)
 	BargeEvery int     // interrupt every k-th utterance of a call (0: never)
 	Utterances []utterance
-	Token      string
 }
 
 // driveResult is what the bots saw, merged over calls.
 type driveResult struct {
-	mu        sync.Mutex
-	Texts     int
-	TextErrs  int
-	Clears    int
-	ClearErrs int
-	Missed    int             // texts whose speech never reached the receiver before the next text
-	Barge     []time.Duration // clear sent → last speech packet received (signed)
-	BargeNA   int             // clears sent when nothing was playing (not measured)
-	Events    map[string]int  // bot WebSocket events by type
-	FirstErr  string
+	mu       sync.Mutex
+	Texts    int
+	TextErrs int
+	Missed   int             // texts whose speech never reached the receiver before the next text
+	Barge    []time.Duration // clear sent → last speech packet received (signed)
+	BargeNA  int             // clears sent when nothing was playing (not measured)
+	Events   map[string]int  // bot WebSocket events by type
+	FirstErr string
+}
+
+// reset forgets what was seen before the window (but the events).
+func (r *driveResult) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.Barge, r.BargeNA, r.Texts, r.TextErrs, r.Missed = nil, 0, 0, 0, 0
+}
+
+// into copies the results into rep, once the bots are closed.
+func (r *driveResult) into(rep *runReport) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep.Barge = summarize(r.Barge)
+	rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = r.BargeNA, r.Texts, r.TextErrs, r.Missed
+	for k, v := range r.Events {
+		rep.Events[k] = v
+	}
+	if rep.FirstErr == "" {
+		rep.FirstErr = r.FirstErr
+	}
 }
 
 func (r *driveResult) fail(what string, err error) {
@@ -83,7 +91,6 @@ type bot struct {
 
 	ws     *websocket.Conn
 	wsDone chan struct{}
-	events sync.Map // type → *atomic.Int64
 }
 
 // open dials the bot WebSocket in ws mode and starts its reader.
@@ -92,12 +99,8 @@ func (b *bot) open(ctx context.Context) error {
 		return nil
 	}
 	u := "ws" + strings.TrimPrefix(b.base, "http") + b.call.Location + "/ws"
-	hdr := http.Header{}
-	if b.cfg.Token != "" {
-		hdr.Set("Authorization", "Bearer "+b.cfg.Token)
-	}
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
-	ws, resp, err := d.DialContext(ctx, u, hdr)
+	ws, resp, err := d.DialContext(ctx, u, nil)
 	if resp != nil && resp.Body != nil {
 		resp.Body.Close()
 	}
@@ -122,12 +125,13 @@ func (b *bot) readEvents() {
 		if json.Unmarshal(msg, &ev) != nil || ev.Type == "" {
 			ev.Type = "unparsed"
 		}
-		v, _ := b.events.LoadOrStore(ev.Type, new(atomic.Int64))
-		v.(*atomic.Int64).Add(1)
+		b.res.mu.Lock()
+		b.res.Events[ev.Type]++
+		b.res.mu.Unlock()
 	}
 }
 
-// close ends the bot WebSocket and merges its event counts.
+// close ends the bot WebSocket and waits for its reader.
 func (b *bot) close() {
 	if b.ws == nil {
 		return
@@ -135,12 +139,6 @@ func (b *bot) close() {
 	_ = b.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	_ = b.ws.Close()
 	<-b.wsDone
-	b.res.mu.Lock()
-	b.events.Range(func(k, v any) bool {
-		b.res.Events[k.(string)] += int(v.(*atomic.Int64).Load())
-		return true
-	})
-	b.res.mu.Unlock()
 }
 
 // period is how long one utterance's cycle lasts at the duty cycle.
@@ -172,7 +170,7 @@ func (b *bot) run(ctx context.Context) {
 		if b.call.Stats.lastSpeech.Load() > arm-int64(idleBefore) {
 			arm = 0
 		}
-		if b.call.Stats.awaitFrom.Swap(arm) != 0 {
+		if b.call.Stats.firstAudio.from.Swap(arm) != 0 {
 			b.res.mu.Lock()
 			b.res.Missed++
 			b.res.mu.Unlock()
@@ -206,7 +204,7 @@ func (b *bot) run(ctx context.Context) {
 func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time {
 	deadline := start.Add(5*time.Second + u.Duration)
 	// Wait for speech to start, then 40% of the utterance.
-	for b.call.Stats.awaitFrom.Load() != 0 {
+	for b.call.Stats.firstAudio.from.Load() != 0 {
 		if !sleepUntil(ctx, time.Now().Add(20*time.Millisecond)) || time.Now().After(deadline) {
 			return time.Time{}
 		}
@@ -218,16 +216,9 @@ func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time
 	at := clearAt.UnixNano()
 	playing := b.call.Stats.lastSpeech.Load() >= at-int64(frameDuration+5*time.Millisecond)
 	if playing {
-		b.call.Stats.expectSilence(at)
+		b.call.Stats.toSilence.arm(at)
 	}
-	err := b.clear(ctx)
-	b.res.mu.Lock()
-	b.res.Clears++
-	if err != nil {
-		b.res.ClearErrs++
-	}
-	b.res.mu.Unlock()
-	if err != nil {
+	if err := b.clear(ctx); err != nil {
 		b.res.fail("clear", err)
 		return time.Time{}
 	}
@@ -270,24 +261,8 @@ func (b *bot) wsWrite(msg []byte) error {
 }
 
 func (b *bot) post(ctx context.Context, path string, body []byte, want int) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+path, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if b.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+b.cfg.Token)
-	}
-	resp, err := b.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	if resp.StatusCode != want {
-		return fmt.Errorf("%s %s: %s", path, resp.Status, strings.TrimSpace(string(msg)))
-	}
-	return nil
+	_, _, err := request(ctx, b.hc, http.MethodPost, b.base+path, "application/json", body, want)
+	return err
 }
 
 // sleepUntil waits for t or ctx; it reports whether t was reached.

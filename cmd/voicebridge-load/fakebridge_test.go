@@ -257,18 +257,18 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 	}
 	defer rx.close()
 	win := &window{}
-	decoding, err := dialCall(ctx, hc, rx, f.srv.URL, "", 0, formJSON, true, win)
+	decoding, err := dialCall(ctx, hc, rx, f.srv.URL, 0, formJSON, true, win)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer decoding.close()
-	counting, err := dialCall(ctx, hc, rx, f.srv.URL, "", 1, formSDP, false, win)
+	counting, err := dialCall(ctx, hc, rx, f.srv.URL, 1, formSDP, false, win)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer counting.close()
-	if decoding.ID == "" || !strings.HasPrefix(counting.Location, "/v1/calls/") {
-		t.Errorf("ids: %q %q", decoding.ID, counting.Location)
+	if !strings.HasPrefix(decoding.Location, "/v1/calls/") || !strings.HasPrefix(counting.Location, "/v1/calls/") {
+		t.Errorf("locations: %q %q", decoding.Location, counting.Location)
 	}
 	win.start.Store(time.Now().UnixNano())
 	time.Sleep(300 * time.Millisecond) // idle: silence teaches the size
@@ -281,7 +281,7 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, b := range []*bot{httpBot, wsBot} {
-		b.call.Stats.expectSpeech(time.Now().UnixNano())
+		b.call.Stats.firstAudio.arm(time.Now().UnixNano())
 		if err := b.text(ctx, "hello"); err != nil {
 			t.Fatal(err)
 		}
@@ -303,8 +303,8 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 	}
 	unknown := rx.unknown.Load()
 	rx.freeze()
-	decoding.hangup(hc, f.srv.URL, "")
-	counting.hangup(hc, f.srv.URL, "")
+	decoding.hangup(hc, f.srv.URL)
+	counting.hangup(hc, f.srv.URL)
 	decoding.close()
 	counting.close()
 
@@ -317,7 +317,7 @@ func TestReceiversAgainstAFakeBridge(t *testing.T) {
 		if s.Speech < 25 || s.Markers < 1 {
 			t.Errorf("call %d: speech %d markers %d", c.Index, s.Speech, s.Markers)
 		}
-		if fa := s.takeFirstAudio(); len(fa) != 1 || fa[0] <= 0 || fa[0] > 5*time.Second {
+		if fa := s.firstAudio.take(); len(fa) != 1 || fa[0] <= 0 || fa[0] > 5*time.Second {
 			t.Errorf("call %d: first audio %v", c.Index, fa)
 		}
 	}

@@ -1,145 +1,64 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
+	"context"
+	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"sort"
-	"strconv"
-	"strings"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
-// promSample is one sample line of the Prometheus text format.
-type promSample struct {
-	Name   string
-	Labels map[string]string
-	Value  float64
-}
+// The bridge's metrics this tool reads (bridge/metrics.go), and the Go
+// client's own.
+const (
+	metricLate       = "voicebridge_late_frames_total"
+	metricPacing     = "voicebridge_pacing_error_seconds"
+	metricAddedFirst = "voicebridge_first_audio_added_latency_seconds"
+	metricTTFB       = "voicebridge_tts_ttfb_seconds"
+	metricGoroutines = "go_goroutines"
+)
 
-// scrape is one parsed /metrics page.
-type scrape []promSample
+// scrape is one parsed /metrics page: metric families by name.
+type scrape map[string]*dto.MetricFamily
 
-// parseProm parses the Prometheus text exposition format (comments and
-// blank lines skipped, an optional timestamp ignored). Lines it cannot read
-// are skipped: a report must not die of one odd metric.
+// parseProm reads the Prometheus text exposition format. A malformed page
+// is an error: the bridge's exporter never writes one.
 func parseProm(r io.Reader) (scrape, error) {
-	var out scrape
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s, ok := parsePromLine(line)
-		if ok {
-			out = append(out, s)
-		}
-	}
-	return out, sc.Err()
-}
-
-func parsePromLine(line string) (promSample, bool) {
-	var s promSample
-	rest := line
-	if i := strings.IndexAny(line, "{ "); i < 0 {
-		return s, false
-	} else {
-		s.Name = line[:i]
-		rest = line[i:]
-	}
-	if rest[0] == '{' {
-		end := strings.LastIndexByte(rest, '}')
-		if end < 0 {
-			return s, false
-		}
-		s.Labels = parseLabels(rest[1:end])
-		rest = rest[end+1:]
-	}
-	f := strings.Fields(rest)
-	if len(f) == 0 {
-		return s, false
-	}
-	v, err := strconv.ParseFloat(f[0], 64)
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(r)
 	if err != nil {
-		return s, false
+		return nil, fmt.Errorf("load: /metrics: %w", err)
 	}
-	s.Value = v
-	return s, true
+	return fams, nil
 }
 
-// parseLabels reads `a="x",b="y \"q\""`.
-func parseLabels(s string) map[string]string {
-	m := map[string]string{}
-	for len(s) > 0 {
-		eq := strings.IndexByte(s, '=')
-		if eq < 0 || eq+1 >= len(s) || s[eq+1] != '"' {
-			break
-		}
-		key := strings.TrimSpace(strings.TrimLeft(s[:eq], ","))
-		var val strings.Builder
-		i := eq + 2
-		for ; i < len(s) && s[i] != '"'; i++ {
-			if s[i] == '\\' && i+1 < len(s) {
-				i++
-				switch s[i] {
-				case 'n':
-					val.WriteByte('\n')
-				default:
-					val.WriteByte(s[i])
-				}
-				continue
-			}
-			val.WriteByte(s[i])
-		}
-		m[key] = val.String()
-		if i >= len(s) {
-			break
-		}
-		s = s[i+1:]
+// scrapeMetrics fetches and parses base/metrics.
+func scrapeMetrics(ctx context.Context, hc *http.Client, base string) (scrape, error) {
+	b, _, err := request(ctx, hc, http.MethodGet, base+"/metrics", "", nil, http.StatusOK)
+	if err != nil {
+		return nil, err
 	}
-	return m
+	return parseProm(bytes.NewReader(b))
 }
 
-// sum adds every sample called name (all label sets), and reports whether
-// any was found.
+// sum adds the values of every series of the counter, gauge or untyped
+// metric name, and reports whether it was exported.
 func (sc scrape) sum(name string) (float64, bool) {
+	f, ok := sc[name]
+	if !ok {
+		return 0, false
+	}
 	var v float64
-	found := false
-	for _, s := range sc {
-		if s.Name == name {
-			v += s.Value
-			found = true
-		}
+	for _, m := range f.GetMetric() {
+		v += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
 	}
-	return v, found
-}
-
-// find returns the first metric name with the given suffix that contains
-// every one of parts, or "".
-func (sc scrape) find(suffix string, parts ...string) string {
-	names := map[string]bool{}
-	for _, s := range sc {
-		names[s.Name] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
-next:
-	for _, n := range sorted {
-		if !strings.HasSuffix(n, suffix) {
-			continue
-		}
-		for _, p := range parts {
-			if !strings.Contains(n, p) {
-				continue next
-			}
-		}
-		return n
-	}
-	return ""
+	return v, true
 }
 
 // bucket is a cumulative histogram bucket: Count observations ≤ LE.
@@ -148,19 +67,24 @@ type bucket struct {
 	Count float64
 }
 
-// histogram returns the cumulative buckets of histogram base (summed across
-// other labels), sorted by bound, the last being +Inf.
-func (sc scrape) histogram(base string) []bucket {
+// histogram returns the cumulative buckets of histogram name (summed across
+// label sets), sorted by bound, the last being +Inf; nil if not exported.
+func (sc scrape) histogram(name string) []bucket {
+	f, ok := sc[name]
+	if !ok {
+		return nil
+	}
 	by := map[float64]float64{}
-	for _, s := range sc {
-		if s.Name != base+"_bucket" {
-			continue
+	for _, m := range f.GetMetric() {
+		h := m.GetHistogram()
+		inf := false
+		for _, b := range h.GetBucket() {
+			by[b.GetUpperBound()] += float64(b.GetCumulativeCount())
+			inf = inf || math.IsInf(b.GetUpperBound(), 1)
 		}
-		le, err := strconv.ParseFloat(s.Labels["le"], 64)
-		if err != nil {
-			continue
+		if !inf { // the count is the +Inf bucket
+			by[math.Inf(1)] += float64(h.GetSampleCount())
 		}
-		by[le] += s.Value
 	}
 	out := make([]bucket, 0, len(by))
 	for le, c := range by {
@@ -170,17 +94,16 @@ func (sc scrape) histogram(base string) []bucket {
 	return out
 }
 
-// bucketDelta subtracts an earlier scrape's buckets from a later one's, so
-// that only the run's observations remain. Bounds missing from before count
-// as zero.
-func bucketDelta(after, before []bucket) []bucket {
+// histogramDelta is histogram name of after minus before: the observations
+// of a window. Bounds missing from before count as zero.
+func histogramDelta(after, before scrape, name string) []bucket {
 	prev := map[float64]float64{}
-	for _, b := range before {
+	for _, b := range before.histogram(name) {
 		prev[b.LE] = b.Count
 	}
-	out := make([]bucket, len(after))
-	for i, b := range after {
-		out[i] = bucket{b.LE, b.Count - prev[b.LE]}
+	out := after.histogram(name)
+	for i := range out {
+		out[i].Count -= prev[out[i].LE]
 	}
 	return out
 }
@@ -191,14 +114,10 @@ func bucketDelta(after, before []bucket) []bucket {
 // 0. If the rank falls in +Inf it returns the largest finite bound. NaN if
 // there are no observations.
 func bucketQuantile(q float64, bs []bucket) float64 {
-	if len(bs) == 0 {
+	if len(bs) == 0 || bs[len(bs)-1].Count <= 0 {
 		return math.NaN()
 	}
-	total := bs[len(bs)-1].Count
-	if total <= 0 {
-		return math.NaN()
-	}
-	rank := q * total
+	rank := q * bs[len(bs)-1].Count
 	prevLE, prevCount := 0.0, 0.0
 	for _, b := range bs {
 		if b.Count >= rank {

@@ -10,18 +10,18 @@ const exposition = `# HELP voicebridge_frames_sent_total Frames sent.
 # TYPE voicebridge_frames_sent_total counter
 voicebridge_frames_sent_total{kind="speech"} 100
 voicebridge_frames_sent_total{kind="silence"} 400
+# TYPE voicebridge_late_frames_total counter
 voicebridge_late_frames_total 3
+# TYPE go_goroutines gauge
 go_goroutines 42
-process_resident_memory_bytes 1.2e+07
-voicebridge_first_audio_seconds_bucket{le="0.005"} 2
-voicebridge_first_audio_seconds_bucket{le="0.01"} 6
-voicebridge_first_audio_seconds_bucket{le="0.025"} 10
-voicebridge_first_audio_seconds_bucket{le="+Inf"} 10
-voicebridge_first_audio_seconds_sum 0.1
-voicebridge_first_audio_seconds_count 10
-weird{a="x\"y,z",b="2"} 7 1700000000000
-broken{le="1" 5
-nonumber abc
+untyped_thing{a="x\"y,z"} 7 1700000000000
+# TYPE voicebridge_first_audio_added_latency_seconds histogram
+voicebridge_first_audio_added_latency_seconds_bucket{le="0.005"} 2
+voicebridge_first_audio_added_latency_seconds_bucket{le="0.01"} 6
+voicebridge_first_audio_added_latency_seconds_bucket{le="0.025"} 10
+voicebridge_first_audio_added_latency_seconds_bucket{le="+Inf"} 10
+voicebridge_first_audio_added_latency_seconds_sum 0.1
+voicebridge_first_audio_added_latency_seconds_count 10
 `
 
 func TestParseProm(t *testing.T) {
@@ -29,45 +29,28 @@ func TestParseProm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := sc.sum("voicebridge_frames_sent_total"); !ok || v != 500 {
-		t.Errorf("frames sum %v %v", v, ok)
-	}
-	if v, _ := sc.sum("process_resident_memory_bytes"); v != 12e6 {
-		t.Errorf("rss %v", v)
+	for _, c := range []struct {
+		name string
+		want float64
+	}{{"voicebridge_frames_sent_total", 500}, {metricLate, 3}, {metricGoroutines, 42}, {"untyped_thing", 7}} {
+		if v, ok := sc.sum(c.name); !ok || v != c.want {
+			t.Errorf("%s: %v %v, want %v", c.name, v, ok, c.want)
+		}
 	}
 	if _, ok := sc.sum("absent"); ok {
 		t.Error("absent metric found")
 	}
-	var weird promSample
-	for _, s := range sc {
-		if s.Name == "weird" {
-			weird = s
+	for _, bad := range []string{"broken{le=\"1\" 5\n", "nonumber abc\n"} {
+		if _, err := parseProm(strings.NewReader(bad)); err == nil {
+			t.Errorf("%q parsed", bad)
 		}
-		if s.Name == "broken" || s.Name == "nonumber" {
-			t.Errorf("malformed line parsed: %+v", s)
-		}
-	}
-	if weird.Value != 7 || weird.Labels["a"] != `x"y,z` || weird.Labels["b"] != "2" {
-		t.Errorf("weird: %+v", weird)
-	}
-	if n := sc.find("_total", "late"); n != "voicebridge_late_frames_total" {
-		t.Errorf("find late: %q", n)
-	}
-	if n := sc.find("_total", "frames", "sent"); n != "voicebridge_frames_sent_total" {
-		t.Errorf("find frames: %q", n)
-	}
-	if n := sc.find("_bucket", "first_audio"); n != "voicebridge_first_audio_seconds_bucket" {
-		t.Errorf("find hist: %q", n)
-	}
-	if n := sc.find("_bucket", "nothing"); n != "" {
-		t.Errorf("find nothing: %q", n)
 	}
 }
 
-func TestBucketQuantile(t *testing.T) {
+func TestHistogramAndQuantile(t *testing.T) {
 	sc, _ := parseProm(strings.NewReader(exposition))
-	bs := sc.histogram("voicebridge_first_audio_seconds")
-	if len(bs) != 4 || !math.IsInf(bs[3].LE, 1) {
+	bs := sc.histogram(metricAddedFirst)
+	if len(bs) != 4 || !math.IsInf(bs[3].LE, 1) || bs[3].Count != 10 || bs[0] != (bucket{0.005, 2}) {
 		t.Fatalf("buckets %+v", bs)
 	}
 	for _, c := range []struct{ q, want float64 }{
@@ -87,13 +70,29 @@ func TestBucketQuantile(t *testing.T) {
 	if !math.IsNaN(bucketQuantile(0.5, []bucket{{1, 0}, {math.Inf(1), 0}})) || !math.IsNaN(bucketQuantile(0.5, nil)) {
 		t.Error("empty histogram not NaN")
 	}
+	if sc.histogram("absent") != nil {
+		t.Error("absent histogram")
+	}
 }
 
-func TestBucketDelta(t *testing.T) {
-	before := []bucket{{0.01, 5}, {math.Inf(1), 6}}
-	after := []bucket{{0.005, 1}, {0.01, 9}, {math.Inf(1), 12}}
-	d := bucketDelta(after, before)
+func TestHistogramDelta(t *testing.T) {
+	before, _ := parseProm(strings.NewReader(`# TYPE h histogram
+h_bucket{le="0.01"} 5
+h_sum 1
+h_count 6
+`))
+	after, _ := parseProm(strings.NewReader(`# TYPE h histogram
+h_bucket{le="0.005"} 1
+h_bucket{le="0.01"} 9
+h_bucket{le="+Inf"} 12
+h_sum 2
+h_count 12
+`))
+	d := histogramDelta(after, before, "h")
 	want := []bucket{{0.005, 1}, {0.01, 4}, {math.Inf(1), 6}}
+	if len(d) != len(want) {
+		t.Fatalf("delta %+v, want %+v", d, want)
+	}
 	for i := range want {
 		if d[i] != want[i] {
 			t.Fatalf("delta %+v, want %+v", d, want)

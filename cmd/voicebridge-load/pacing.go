@@ -47,14 +47,13 @@ type callStats struct {
 	win *window
 
 	// Owned by the reading goroutine.
-	started    bool
-	lastT      int64  // kernel receive time of the previous packet, ns
-	lastSeq    uint16 // previous sequence number
-	extTS      int64  // unwrapped RTP timestamp of the previous packet
-	lastTS     uint32
-	anchor     int64 // min over packets of t − extTS·1e9/48000
-	probe      int   // packets seen while learning silenceLen
-	silenceLen int   // payload size of the silence frame; 0 while unknown
+	started bool
+	lastT   int64  // kernel receive time of the previous packet, ns
+	lastSeq uint16 // previous sequence number
+	extTS   int64  // unwrapped RTP timestamp of the previous packet
+	lastTS  uint32
+	anchor  int64 // min over packets of t − extTS·1e9/48000
+	silence silenceSize
 
 	Pacing      *Histogram // |inter-arrival − RTP-timestamp spacing|, in window
 	Packets     uint64     // in window
@@ -70,12 +69,38 @@ type callStats struct {
 	Unparsed    uint64
 
 	// Shared with the driver.
-	lastSpeech  atomic.Int64 // receive time of the newest speech packet
-	awaitFrom   atomic.Int64 // when non-zero: time text was sent; first speech after it is measured
-	silenceFrom atomic.Int64 // when non-zero: time clear was sent; first silence after it is measured
-	mu          sync.Mutex
-	firstAudio  []time.Duration // text sent → first speech packet; guarded by mu
-	toSilence   []time.Duration // clear sent → first silence packet; guarded by mu
+	lastSpeech atomic.Int64 // receive time of the newest speech packet
+	firstAudio latencies    // text sent → first speech packet
+	toSilence  latencies    // clear sent → first silence packet
+}
+
+// latencies measures from an armed instant to the next packet of a kind.
+// The driver arms and takes; the reading goroutine hits.
+type latencies struct {
+	from atomic.Int64 // when non-zero: armed at this Unix ns time
+	mu   sync.Mutex
+	got  []time.Duration // guarded by mu
+}
+
+// arm starts a measurement from at (Unix ns), replacing any armed one.
+func (l *latencies) arm(at int64) { l.from.Store(at) }
+
+// hit records t − from if armed at or before t, and disarms.
+func (l *latencies) hit(t int64) {
+	if from := l.from.Load(); from != 0 && t >= from && l.from.CompareAndSwap(from, 0) {
+		l.mu.Lock()
+		l.got = append(l.got, time.Duration(t-from))
+		l.mu.Unlock()
+	}
+}
+
+// take returns and forgets what was measured.
+func (l *latencies) take() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.got
+	l.got = nil
+	return out
 }
 
 func newCallStats(w *window) *callStats {
@@ -89,7 +114,6 @@ func (c *callStats) OnPacket(t int64, h rtpHeader) {
 		c.started = true
 		c.lastT, c.lastSeq, c.lastTS = t, h.Seq, h.Timestamp
 		c.anchor = t
-		c.learnSilence(h)
 		c.speech(t, h, in)
 		if in {
 			c.Packets++
@@ -134,38 +158,32 @@ func (c *callStats) OnPacket(t int64, h rtpHeader) {
 		}
 	}
 	c.lastT, c.lastSeq, c.lastTS = t, h.Seq, h.Timestamp
-	c.learnSilence(h)
 	c.speech(t, h, in)
 }
 
-// learnSilence takes the smallest payload of the call's first packets (the
-// call is idle until the driver speaks) as the size of a silence frame.
-func (c *callStats) learnSilence(h rtpHeader) {
-	if c.probe >= silenceProbe || h.Marker {
-		c.probe = silenceProbe
-		return
-	}
-	c.probe++
-	if c.silenceLen == 0 || h.PayloadLen < c.silenceLen {
-		c.silenceLen = h.PayloadLen
-	}
-}
+// silenceSize learns the payload size of the bridge's silence frame: the
+// smallest of a stream's first packets, sent while its call is idle (the
+// driver has not spoken yet). Until then, only a marker means speech.
+type silenceSize struct{ n, size int }
 
-// isSpeech tells a speech frame from the bridge's silence frame.
-func (c *callStats) isSpeech(h rtpHeader) bool {
-	return h.Marker || (c.probe >= silenceProbe && h.PayloadLen > c.silenceLen)
+func (s *silenceSize) isSpeech(marker bool, size int) bool {
+	if s.n < silenceProbe && !marker {
+		s.n++
+		if s.size == 0 || size < s.size {
+			s.size = size
+		}
+		return false
+	}
+	s.n = silenceProbe
+	return marker || size > s.size
 }
 
 func (c *callStats) speech(t int64, h rtpHeader, in bool) {
 	if in && h.Marker {
 		c.Markers++
 	}
-	if !c.isSpeech(h) {
-		if from := c.silenceFrom.Load(); from != 0 && t >= from && c.silenceFrom.CompareAndSwap(from, 0) {
-			c.mu.Lock()
-			c.toSilence = append(c.toSilence, time.Duration(t-from))
-			c.mu.Unlock()
-		}
+	if !c.silence.isSpeech(h.Marker, h.PayloadLen) {
+		c.toSilence.hit(t)
 		if c.pause < pauseFrames {
 			c.pause++
 			if in {
@@ -184,33 +202,5 @@ func (c *callStats) speech(t int64, h rtpHeader, in bool) {
 	}
 	c.pause, c.pauseIn = 0, 0
 	c.lastSpeech.Store(t)
-	if from := c.awaitFrom.Load(); from != 0 && t >= from && c.awaitFrom.CompareAndSwap(from, 0) {
-		c.mu.Lock()
-		c.firstAudio = append(c.firstAudio, time.Duration(t-from))
-		c.mu.Unlock()
-	}
-}
-
-// expectSpeech arms the text→first-speech measurement from sentAt (Unix ns).
-func (c *callStats) expectSpeech(sentAt int64) { c.awaitFrom.Store(sentAt) }
-
-// takeFirstAudio returns and forgets the measured text→speech latencies.
-func (c *callStats) takeFirstAudio() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.firstAudio
-	c.firstAudio = nil
-	return out
-}
-
-// expectSilence arms the clear→silence measurement from sentAt (Unix ns).
-func (c *callStats) expectSilence(sentAt int64) { c.silenceFrom.Store(sentAt) }
-
-// takeToSilence returns and forgets the measured clear→silence latencies.
-func (c *callStats) takeToSilence() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.toSilence
-	c.toSilence = nil
-	return out
+	c.firstAudio.hit(t)
 }

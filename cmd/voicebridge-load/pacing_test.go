@@ -47,8 +47,8 @@ func TestPacingOneLatePacket(t *testing.T) {
 	}
 	h := f.c.Pacing
 	// Inter-arrivals 4→5 is 23 ms and 5→6 is 17 ms: two errors of 3 ms.
-	if h.Count != 9 || h.Max != 3*time.Millisecond || h.Sum != 6*time.Millisecond {
-		t.Errorf("count %d max %v sum %v", h.Count, h.Max, h.Sum)
+	if h.Count != 9 || h.Max != 3*time.Millisecond || h.Buckets[300] != 2 || h.Buckets[0] != 7 {
+		t.Errorf("count %d max %v buckets[0] %d buckets[300] %d", h.Count, h.Max, h.Buckets[0], h.Buckets[300])
 	}
 	if f.c.Late != 0 {
 		t.Errorf("3 ms is not late: %d", f.c.Late)
@@ -107,11 +107,11 @@ func TestSpeechDetectionAndFirstAudio(t *testing.T) {
 	for k := range 10 {
 		f.send(k, 0, 13, false)
 	}
-	if f.c.silenceLen != 13 || f.c.Speech != 0 {
-		t.Fatalf("silence len %d, speech %d", f.c.silenceLen, f.c.Speech)
+	if f.c.silence.size != 13 || f.c.Speech != 0 {
+		t.Fatalf("silence len %d, speech %d", f.c.silence.size, f.c.Speech)
 	}
 	sent := f.t0 + 10*int64(frameDuration) + int64(5*time.Millisecond)
-	f.c.expectSpeech(sent)
+	f.c.firstAudio.arm(sent)
 	f.send(10, 0, 13, false) // still silence
 	f.send(11, 0, 13, false)
 	f.send(12, 0, 90, true) // talkspurt
@@ -122,19 +122,19 @@ func TestSpeechDetectionAndFirstAudio(t *testing.T) {
 	if f.c.Speech != 8 || f.c.Markers != 1 {
 		t.Errorf("speech %d markers %d, want 8 and 1", f.c.Speech, f.c.Markers)
 	}
-	fa := f.c.takeFirstAudio()
+	fa := f.c.firstAudio.take()
 	want := time.Duration(f.t0+12*int64(frameDuration)) - time.Duration(sent)
 	if len(fa) != 1 || fa[0] != want {
 		t.Errorf("first audio %v, want [%v]", fa, want)
 	}
-	if f.c.awaitFrom.Load() != 0 {
+	if f.c.firstAudio.from.Load() != 0 {
 		t.Error("measurement still armed")
 	}
 	if got := f.c.lastSpeech.Load(); got != f.t0+19*int64(frameDuration) {
 		t.Errorf("last speech at %d", got-f.t0)
 	}
-	if len(f.c.takeFirstAudio()) != 0 {
-		t.Error("takeFirstAudio does not forget")
+	if len(f.c.firstAudio.take()) != 0 {
+		t.Error("take does not forget")
 	}
 }
 
@@ -159,16 +159,16 @@ func TestClearToSilence(t *testing.T) {
 	f.send(5, 0, 90, true)
 	f.send(6, 0, 80, false)
 	cleared := f.t0 + 6*int64(frameDuration) + int64(3*time.Millisecond)
-	f.c.expectSilence(cleared)
+	f.c.toSilence.arm(cleared)
 	f.send(7, 0, 80, false) // a frame already on its way
 	f.send(8, 0, 13, false) // silence
 	f.send(9, 0, 13, false)
-	got := f.c.takeToSilence()
+	got := f.c.toSilence.take()
 	want := time.Duration(f.t0+8*int64(frameDuration)) - time.Duration(cleared)
 	if len(got) != 1 || got[0] != want {
 		t.Errorf("clear → silence %v, want [%v]", got, want)
 	}
-	if len(f.c.takeToSilence()) != 0 || f.c.silenceFrom.Load() != 0 {
+	if len(f.c.toSilence.take()) != 0 || f.c.toSilence.from.Load() != 0 {
 		t.Error("not forgotten / still armed")
 	}
 }

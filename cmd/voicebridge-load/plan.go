@@ -5,39 +5,38 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 )
 
-// noisyCores: a run during which other processes used more CPU than this
-// was disturbed.
-const noisyCores = 0.1
+const (
+	// noisyCores: a run during which other processes used more CPU than
+	// this was disturbed; a failing search probe is then repeated once.
+	noisyCores = 0.1
+	// confirmTries: if the final run fails, retry at 90% of N up to this
+	// many times.
+	confirmTries = 2
+)
 
-// runBridgeLoad calibrates, searches for the largest passing N, and runs
-// the final and continuous-speech runs, filling r.
+// runBridgeLoad calibrates, searches for the largest N passing at 2 ms and
+// at 5 ms, confirms the first with a longer final run, then measures idle
+// calls and continuous speech, filling r.
 func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, log *slog.Logger) error {
-	us := estimateUtterances(utteranceTexts)
-	if o.Calibrate {
-		log.Info("calibrating utterance durations")
-		var err error
-		if us, err = calibrate(ctx, base, utteranceTexts); err != nil {
-			r.Errors = append(r.Errors, err.Error())
-			return err
-		}
-		r.Calibrated = true
+	log.Info("calibrating utterance durations")
+	us, err := calibrate(ctx, base, utteranceTexts)
+	if err != nil {
+		return err
 	}
 	r.Utterances = us
 	base.Drive.Utterances = us
 
-	probe := func(name string, n int, window time.Duration) (*runReport, error) {
+	run := func(name string, n int, window time.Duration, perf bool, drive driveConfig) (*runReport, error) {
 		ro := base
-		ro.Calls, ro.Window, ro.Name = n, window, name
-		ro.Perf = o.Perf && strings.HasPrefix(name, "final")
+		ro.Name, ro.Calls, ro.Window, ro.Drive = name, n, window, drive
+		if !perf {
+			ro.PerfCmd = nil
+		}
 		// Room for every call plus a margin, whatever the default.
 		ro.BridgeArgs = append([]string{"-max-calls", fmt.Sprint(n + 16)}, ro.BridgeArgs...)
-		if o.URL != "" {
-			ro.BridgeArgs = nil
-		}
 		log.Info("run", "name", name, "calls", n, "window", window)
 		rep, err := runLoad(ctx, ro)
 		if rep != nil {
@@ -48,122 +47,91 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 
 	final := o.Calls
 	if o.Calls == 0 {
-		r.SearchMax = o.Max
-		cfg := searchConfig{Start: o.Start, Max: o.Max, Probes: o.Probes, Abs: o.Abs, Rel: o.Rel}
-		best, steps, err := searchMaxN(cfg, func(n int) (bool, error) {
-			rep, err := probe(fmt.Sprintf("search-%d", n), n, o.Window)
+		// One probe per N, shared by both searches.
+		probes := map[int]*runReport{}
+		probe := func(n int) (*runReport, error) {
+			if rep := probes[n]; rep != nil {
+				return rep, nil
+			}
+			rep, err := run(fmt.Sprintf("search-%d", n), n, o.Window, false, base.Drive)
+			if err == nil && !rep.Pass && rep.OtherCPU > noisyCores {
+				// Another process took the CPU meanwhile: what failed may
+				// be the neighbour, not the bridge. Once more.
+				log.Info("probe disturbed by other processes; repeating", "calls", n, "other_cores", rep.OtherCPU)
+				r.Search = append(r.Search, rep)
+				rep, err = run(fmt.Sprintf("search-%d-again", n), n, o.Window, false, base.Drive)
+			}
 			if rep != nil {
 				r.Search = append(r.Search, rep)
 			}
 			if err != nil && rep != nil && errors.Is(err, errRunSetup) {
-				return false, nil // no call came up: a failure at this N
+				err = nil // no call came up: a failure at this N
 			}
-			if err != nil {
-				return false, err
+			if err == nil {
+				probes[n] = rep
 			}
-			if !rep.Pass && rep.OtherCPU > noisyCores && o.RetryNoisy {
-				// Another process took the CPU meanwhile: what failed may
-				// be the neighbour, not the bridge. Once more.
-				log.Info("probe disturbed by other processes; repeating", "calls", n, "other_cores", rep.OtherCPU)
-				rep, err = probe(fmt.Sprintf("search-%d-again", n), n, o.Window)
-				if rep != nil {
-					r.Search = append(r.Search, rep)
-				}
-				if err != nil {
-					return false, err
-				}
-			}
-			return rep.Pass, nil
+			return rep, err
+		}
+		cfg := searchConfig{Start: o.Start, Max: o.Max, Probes: o.Probes, Abs: 25, Rel: 0.125}
+		r.SearchMax = o.Max
+		r.MaxN, _, err = searchMaxN(cfg, func(n int) (bool, error) {
+			rep, err := probe(n)
+			return err == nil && rep.Pass, err
 		})
-		r.Steps, r.MaxN = steps, best
 		if err != nil {
-			r.Errors = append(r.Errors, err.Error())
 			return err
 		}
-		final = best
+		cfg.Start = max(cfg.Start, r.MaxN)
+		r.MaxN5, _, err = searchMaxN(cfg, func(n int) (bool, error) {
+			rep, err := probe(n)
+			return err == nil && rep.Pass5, err
+		})
+		if err != nil {
+			return err
+		}
+		final = r.MaxN
 	}
 	if final > 0 && (o.FinalWindow > 0 || o.Calls > 0) {
-		w := o.FinalWindow
-		tries := 1 + max(0, o.Confirm)
+		w, tries := o.FinalWindow, 1+confirmTries
 		if o.Calls > 0 {
 			w, tries = o.Window, 1
 		}
 		// The search's probes are short; the final run is longer. If it does
-		// not pass, step down by a tenth and try again (at most o.Confirm
-		// times), so that the N reported held for a whole final window.
+		// not pass, step down by a tenth and try again, so that the N
+		// reported held for a whole final window.
 		for try := range tries {
-			rep, err := probe(fmt.Sprintf("final-%d", final), final, w)
-			if rep != nil {
-				r.Finals = append(r.Finals, rep)
-				r.Final = rep
-			}
+			rep, err := run(fmt.Sprintf("final-%d", final), final, w, true, base.Drive)
 			if err != nil {
-				r.Errors = append(r.Errors, err.Error())
-				break
+				return err
 			}
-			r.Machine.OtherCPU = rep.OtherCPU
+			r.Finals = append(r.Finals, rep)
 			if rep.Pass {
 				r.Confirmed = final
 				break
 			}
-			if try == tries-1 || o.Calls > 0 {
+			if try == tries-1 {
 				break
 			}
 			final = final * 9 / 10
 		}
 	}
 	if o.IdleCalls > 0 {
-		ro := base
-		ro.Drive.Duty = 0
-		ro.Calls, ro.Window, ro.Name = o.IdleCalls, o.Window, fmt.Sprintf("idle-%d", o.IdleCalls)
-		ro.Perf = o.Perf
-		log.Info("run", "name", ro.Name)
-		rep, err := runLoad(ctx, ro)
-		r.Idle = rep
+		d := base.Drive
+		d.Duty = 0
+		rep, err := run(fmt.Sprintf("idle-%d", o.IdleCalls), o.IdleCalls, o.Window, true, d)
 		if err != nil {
-			r.Errors = append(r.Errors, err.Error())
+			return err
 		}
+		r.Idle = rep
 	}
 	if o.CostCalls > 0 {
-		ro := base
-		ro.Drive.Duty = 1
-		ro.Drive.BargeEvery = 0
-		ro.Calls, ro.Window, ro.Name = o.CostCalls, o.Window, fmt.Sprintf("continuous-%d", o.CostCalls)
-		ro.Perf = o.Perf
-		log.Info("run", "name", ro.Name)
-		rep, err := runLoad(ctx, ro)
-		r.Continuous = rep
+		d := base.Drive
+		d.Duty, d.BargeEvery = 1, 0
+		rep, err := run(fmt.Sprintf("continuous-%d", o.CostCalls), o.CostCalls, o.Window, true, d)
 		if err != nil {
-			r.Errors = append(r.Errors, err.Error())
+			return err
 		}
+		r.Continuous = rep
 	}
 	return nil
-}
-
-// ratios divides voicebridge's cost per audio-second by each peer's.
-func ratios(r *report) []ratio {
-	type basis struct {
-		name string
-		v    float64
-	}
-	var bs []basis
-	if c := r.Continuous; c != nil && c.CPUPerSpeechS > 0 {
-		bs = append(bs, basis{fmt.Sprintf("continuous speech, %d calls, per speech-second", c.Calls), c.CPUPerSpeechS})
-	}
-	if f := r.Final; f != nil && f.CPUPerWireS > 0 {
-		bs = append(bs, basis{fmt.Sprintf("%.0f%% duty, %d calls, per call-second", 100*f.Duty, f.Calls), f.CPUPerWireS})
-	}
-	if len(r.PeerSets) == 0 {
-		return nil
-	}
-	var out []ratio
-	for _, b := range bs {
-		for _, p := range r.PeerSets[0].Peers {
-			if p.Err != "" || p.PerAudioS <= 0 {
-				continue
-			}
-			out = append(out, ratio{Basis: b.name, Peer: p.Name, VB: round(b.v, 5), Other: p.PerAudioS, Ratio: round(b.v/p.PerAudioS, 3)})
-		}
-	}
-	return out
 }

@@ -1,76 +1,53 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"testing"
 	"time"
 )
 
-func TestParseProcStat(t *testing.T) {
-	// A command name with spaces and a ')' inside, as proc(5) allows.
-	line := "1234 (my (odd) prog) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 7 3 20 0 12 0 100 0 0\n"
-	c, err := parseProcStat([]byte(line))
-	if err != nil {
-		t.Fatal(err)
+func TestSampleCPUSeesThisProcess(t *testing.T) {
+	a := sampleCPU()
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); { // burn some CPU
 	}
-	if c.Self != 3*time.Second || c.Children != 100*time.Millisecond {
-		t.Errorf("got %+v", c)
+	b := sampleCPU()
+	if _, ok := b.procs[os.Getpid()]; !ok || b.machine <= 0 {
+		t.Fatalf("this process %v, machine %v", b.procs[os.Getpid()], b.machine)
 	}
-	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 2 3 4 5"} {
-		if _, err := parseProcStat([]byte(bad)); !errors.Is(err, errProcFormat) {
-			t.Errorf("%q: %v", bad, err)
-		}
+	// /proc counts in 10 ms ticks: 50 ms of spinning shows.
+	if c := cores(a, b, os.Getpid(), false); c <= 0 || c > 4 {
+		t.Errorf("cores %v", c)
 	}
-}
-
-func TestReadProcSelf(t *testing.T) {
-	c, err := readProcCPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	if cores(a, b, -1, false) != 0 {
+		t.Error("an unknown PID used CPU")
 	}
-	if c.Self < 0 {
-		t.Errorf("cpu %v", c)
+	if rss, err := procRSS(os.Getpid()); err != nil || rss < 1<<20 {
+		t.Errorf("rss %v %v", rss, err)
 	}
-	rss, err := readProcRSS(os.Getpid())
-	if err != nil || rss < 1<<20 {
-		t.Errorf("rss %d %v", rss, err)
-	}
-}
-
-func TestParseMachineStat(t *testing.T) {
-	s := "cpu  100 5 50 1000 20 1 2 3 40 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
-	m, err := parseMachineStat([]byte(s))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// total = user..steal = 100+5+50+1000+20+1+2+3 = 1181 ticks; idle+iowait 1020.
-	if m.Total != 11810*time.Millisecond || m.Busy != 1610*time.Millisecond {
-		t.Errorf("got %+v", m)
-	}
-	if _, err := parseMachineStat([]byte("intr 1 2 3\n")); !errors.Is(err, errProcFormat) {
-		t.Errorf("bad first line: %v", err)
+	if _, err := procRSS(-1); err == nil {
+		t.Error("no error for PID -1")
 	}
 }
 
 func TestBusiest(t *testing.T) {
-	before := procSnapshot{1: {"a", time.Second}, 2: {"b", 0}, 3: {"c", 0}, 4: {"old", 5 * time.Second}}
-	after := procSnapshot{
-		1: {"a", 3 * time.Second},       // 2 s in 10 s: 0.2 cores
-		2: {"b", 5 * time.Second},       // 0.5
-		3: {"c", 10 * time.Millisecond}, // below the floor
-		4: {"new", time.Second},         // PID reused: all of it is new, 0.1
-		5: {"d", 20 * time.Second},      // skipped
-	}
-	got := busiest(before, after, 10*time.Second, map[int]bool{5: true}, 0.02, 2)
+	t0 := time.Unix(1000, 0)
+	a := cpuSample{at: t0, procs: map[int]procCPU{1: {"a", 1, 0}, 2: {"b", 0, 0}, 3: {"c", 0, 0}, 4: {"old", 5, 0}}}
+	b := cpuSample{at: t0.Add(10 * time.Second), procs: map[int]procCPU{
+		1: {"a", 3, 9},    // 2 s in 10 s: 0.2 cores (children not counted)
+		2: {"b", 5, 0},    // 0.5
+		3: {"c", 0.01, 0}, // below the floor
+		4: {"new", 1, 0},  // PID reused: all of it is new, 0.1
+		5: {"d", 20, 0},   // skipped
+	}}
+	got := busiest(a, b, map[int]bool{5: true}, 0.02, 2)
 	if len(got) != 2 || got[0] != (busyProc{2, "b", 0.5}) || got[1] != (busyProc{1, "a", 0.2}) {
 		t.Errorf("got %+v", got)
 	}
-	all := busiest(before, after, 10*time.Second, nil, 0.02, 10)
+	all := busiest(a, b, nil, 0.02, 10)
 	if len(all) != 4 || all[3] != (busyProc{4, "new", 0.1}) {
 		t.Errorf("all %+v", all)
 	}
-	if len(readAllProcs()) == 0 {
-		t.Error("no processes in /proc")
+	if c := cores(a, b, 1, true); c != 1.1 {
+		t.Errorf("with children: %v cores, want (2+9)/10", c)
 	}
 }

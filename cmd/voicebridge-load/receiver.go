@@ -27,6 +27,7 @@ import (
 type rxSocket struct {
 	conn *tapConn
 	mux  *ice.UDPMuxDefault
+	api  *webrtc.API // every call's: Pion copies its media engine per peer
 
 	mu      sync.RWMutex
 	calls   map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
@@ -41,6 +42,23 @@ func newRxSocket(batchSleep time.Duration) (*rxSocket, error) {
 	}
 	r.conn = conn
 	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: quietLogger{}.NewLogger("")})
+	var se webrtc.SettingEngine
+	se.SetICEUDPMux(r.mux)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.LoggerFactory = quietLogger{}
+	var me webrtc.MediaEngine
+	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: opusClock, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType:        111,
+	}, webrtc.RTPCodecTypeAudio); err != nil {
+		r.close()
+		return nil, err
+	}
+	// An empty registry, not nil (nil means Pion's defaults): receivers send
+	// no NACKs, reports or TWCC feedback, and run no per-call report loops.
+	r.api = webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	return r, nil
 }
 
@@ -55,7 +73,7 @@ func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 		r.unknown.Add(1)
 		return true // Pion drops what it does not know
 	}
-	h, err := parseRTPHeader(b, true)
+	h, err := parseRTPHeader(b)
 	if err != nil {
 		c.Stats.Unparsed++
 		return false
@@ -98,7 +116,6 @@ func (r *rxSocket) close() error { return r.mux.Close() }
 // RTP; decoding calls (sampled) do, and check the audio.
 type callClient struct {
 	Index    int
-	ID       string
 	Location string // the call's URL path, from the Location header
 	Stats    *callStats
 	Audio    *audioCheck // nil unless sampled
@@ -133,38 +150,23 @@ func (quietLogger) NewLogger(string) logging.LeveledLogger {
 
 // dialCall opens one call against the bridge at base (http://127.0.0.1:port)
 // and waits until its peer connection is connected.
-func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base, token string, idx int, form signalForm, sampled bool, win *window) (*callClient, error) {
+func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, form signalForm, sampled bool, win *window) (_ *callClient, err error) {
 	c := &callClient{Index: idx, Stats: newCallStats(win), rx: rx}
+	defer func() {
+		if err != nil {
+			c.hangup(hc, base)
+			c.close()
+		}
+	}()
 	if sampled {
 		c.Audio = &audioCheck{}
 	}
-	var se webrtc.SettingEngine
-	se.SetICEUDPMux(rx.mux)
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.LoggerFactory = quietLogger{}
-	var me webrtc.MediaEngine
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: opusClock, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType:        111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		c.close()
+	if c.pc, err = rx.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, err
 	}
-	// An empty registry, not nil (nil means Pion's defaults): receivers send
-	// no NACKs, reports or TWCC feedback, and run no per-call report loops.
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		c.close()
-		return nil, err
-	}
-	c.pc = pc
-	connected := make(chan struct{})
-	failed := make(chan struct{})
+	connected, failed := make(chan struct{}), make(chan struct{})
 	var once, failOnce sync.Once
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+	c.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
 			once.Do(func() { close(connected) })
@@ -173,119 +175,97 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base, token st
 		}
 	})
 	if sampled {
-		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			if c.closed {
-				return
+			if !c.closed {
+				c.wg.Go(func() { c.Audio.run(tr) })
 			}
-			c.wg.Add(1)
-			go func() {
-				defer c.wg.Done()
-				c.Audio.run(tr)
-			}()
 		})
 	}
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		c.close()
+	if _, err := c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		return nil, err
 	}
-	offer, err := pc.CreateOffer(nil)
+	offer, err := c.pc.CreateOffer(nil)
 	if err != nil {
-		c.close()
 		return nil, err
 	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		c.close()
+	gathered := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(offer); err != nil {
 		return nil, err
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		c.close()
 		return nil, ctx.Err()
 	}
-	id, loc, answer, err := postOffer(ctx, hc, base, token, pc.LocalDescription().SDP, form)
-	if err != nil {
-		c.close()
+	var answer string
+	if c.Location, answer, err = postOffer(ctx, hc, base, c.pc.LocalDescription().SDP, form); err != nil {
 		return nil, err
 	}
-	c.ID, c.Location = id, loc
-	answer, c.remotes, err = loopbackOnly(answer)
-	if err == nil {
-		rx.register(c)
-		err = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
+	if answer, c.remotes, err = loopbackOnly(answer); err != nil {
+		return nil, err
 	}
-	if err != nil {
-		c.hangup(hc, base, token)
-		c.close()
+	rx.register(c)
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return nil, err
 	}
 	select {
 	case <-connected:
 		return c, nil
 	case <-failed:
-		err = errors.New("load: peer connection failed")
+		return nil, errors.New("load: peer connection failed")
 	case <-ctx.Done():
-		err = ctx.Err()
+		return nil, ctx.Err()
 	}
-	c.hangup(hc, base, token)
-	c.close()
-	return nil, err
 }
 
-// postOffer performs POST /v1/calls in the given form and returns the call's
-// id, its Location and the answer SDP.
-func postOffer(ctx context.Context, hc *http.Client, base, token, offer string, form signalForm) (id, loc, answer string, err error) {
-	var body []byte
-	ct := "application/sdp"
+// postOffer performs POST /v1/calls in the given form and returns the
+// call's Location and the answer SDP.
+func postOffer(ctx context.Context, hc *http.Client, base, offer string, form signalForm) (loc, answer string, err error) {
+	ct, body := "application/sdp", []byte(offer)
 	if form == formJSON {
 		ct = "application/json"
 		body, _ = json.Marshal(map[string]string{"sdp": offer})
-	} else {
-		body = []byte(offer)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/calls", bytes.NewReader(body))
+	b, h, err := request(ctx, hc, http.MethodPost, base+"/v1/calls", ct, body, http.StatusCreated)
 	if err != nil {
-		return "", "", "", err
+		return "", "", err
 	}
-	req.Header.Set("Content-Type", ct)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	answer = string(b)
+	if form == formJSON {
+		var r struct{ SDP string }
+		if err := json.Unmarshal(b, &r); err != nil {
+			return "", "", fmt.Errorf("%w: answer JSON: %v", errSignal, err)
+		}
+		answer = r.SDP
+	}
+	if loc = h.Get("Location"); !strings.HasPrefix(loc, "/v1/calls/") || answer == "" {
+		return "", "", fmt.Errorf("%w: Location %q, %d bytes of answer", errSignal, loc, len(answer))
+	}
+	return loc, answer, nil
+}
+
+// request sends one HTTP request and returns the response's body (up to
+// 1 MiB) and header; a status other than want is an error.
+func request(ctx context.Context, hc *http.Client, method, url, contentType string, body []byte, want int) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", "", "", err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return "", "", "", err
+	if err == nil && resp.StatusCode != want {
+		err = fmt.Errorf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
 	}
-	if resp.StatusCode != http.StatusCreated {
-		return "", "", "", fmt.Errorf("%w: %s: %s", errSignal, resp.Status, strings.TrimSpace(string(b)))
-	}
-	loc = resp.Header.Get("Location")
-	if form == formJSON {
-		var r struct{ ID, SDP string }
-		if err := json.Unmarshal(b, &r); err != nil {
-			return "", "", "", fmt.Errorf("%w: answer JSON: %v", errSignal, err)
-		}
-		id, answer = r.ID, r.SDP
-	} else {
-		answer = string(b)
-	}
-	if id == "" {
-		id = loc[strings.LastIndexByte(loc, '/')+1:]
-	}
-	if loc == "" && id != "" {
-		loc = "/v1/calls/" + id
-	}
-	if id == "" || answer == "" {
-		return "", "", "", fmt.Errorf("%w: no id or answer", errSignal)
-	}
-	return id, loc, answer, nil
+	return b, resp.Header, err
 }
 
 // loopbackOnly drops every ICE candidate of sdp whose address is not a
@@ -322,22 +302,11 @@ func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
 
 // hangup sends DELETE for the call; errors are ignored (the bridge may be
 // gone already).
-func (c *callClient) hangup(hc *http.Client, base, token string) {
-	if c.Location == "" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, base+c.Location, nil)
-	if err != nil {
-		return
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if resp, err := hc.Do(req); err == nil {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+func (c *callClient) hangup(hc *http.Client, base string) {
+	if c.Location != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, _, _ = request(ctx, hc, http.MethodDelete, base+c.Location, "", nil, http.StatusNoContent)
 	}
 }
 

@@ -13,52 +13,42 @@ import (
 
 // report is everything one invocation measured; it is written as JSON.
 type report struct {
-	Started     time.Time    `json:"started"`
-	Finished    time.Time    `json:"finished"`
-	Machine     machineInfo  `json:"machine"`
-	Settings    any          `json:"settings"`
-	Utterances  []utterance  `json:"utterances"`
-	Calibrated  bool         `json:"utterances_calibrated"`
-	Search      []*runReport `json:"search"`
-	Steps       []searchStep `json:"search_steps"`
-	MaxN        int          `json:"max_calls_passing"`
-	SearchMax   int          `json:"search_max"`
-	Final       *runReport   `json:"final,omitempty"`     // the last final run
-	Finals      []*runReport `json:"finals,omitempty"`    // every final run, in order
-	Confirmed   int          `json:"max_calls_confirmed"` // N whose final run passed; 0 if none
-	Continuous  *runReport   `json:"continuous_speech,omitempty"`
-	Idle        *runReport   `json:"idle,omitempty"`
-	PeerAudio   float64      `json:"peer_audio_s"`
-	PeerRepeats int          `json:"peer_repeats"`
-	PeerSets    []peerSet    `json:"peer_sets"` // the first at voicebridge's settings
-	Ratios      []ratio      `json:"ratios"`
-	Errors      []string     `json:"errors,omitempty"`
+	Started    time.Time         `json:"started"`
+	Finished   time.Time         `json:"finished"`
+	Machine    machineInfo       `json:"machine"`
+	Config     string            `json:"config"`
+	Settings   map[string]string `json:"settings"`
+	Utterances []utterance       `json:"utterances"`
+	Search     []*runReport      `json:"search"`
+	MaxN       int               `json:"max_calls_passing"`     // search: pacing p99 ≤ 2 ms
+	MaxN5      int               `json:"max_calls_passing_5ms"` // search: pacing p99 ≤ 5 ms
+	SearchMax  int               `json:"search_max"`
+	Finals     []*runReport      `json:"finals,omitempty"`    // every final run, in order
+	Confirmed  int               `json:"max_calls_confirmed"` // N whose final run passed; 0 if none
+	Continuous *runReport        `json:"continuous_speech,omitempty"`
+	Idle       *runReport        `json:"idle,omitempty"`
+	Peers      *peersFile        `json:"peers,omitempty"`
+	Ratios     []ratio           `json:"ratios"`
+	Last       *summary          `json:"last_result,omitempty"`
+	Errors     []string          `json:"errors,omitempty"`
+}
+
+// final is the last final run, or nil.
+func (r *report) final() *runReport {
+	if len(r.Finals) == 0 {
+		return nil
+	}
+	return r.Finals[len(r.Finals)-1]
 }
 
 type machineInfo struct {
-	CPUs      int     `json:"cpus"`
-	Model     string  `json:"cpu_model"`
-	Kernel    string  `json:"kernel"`
-	Go        string  `json:"go"`
-	Commit    string  `json:"commit"`
-	LoadStart string  `json:"loadavg_start"`
-	LoadEnd   string  `json:"loadavg_end"`
-	OtherCPU  float64 `json:"other_cpu_cores_final"`
-}
-
-// peerSet is every peer measured at one encoder setting.
-type peerSet struct {
-	Encoder encSettings  `json:"encoder"`
-	Peers   []peerResult `json:"peers"`
-}
-
-// ratio is voicebridge's cost over a peer's, per audio-second.
-type ratio struct {
-	Basis string  `json:"basis"`
-	Peer  string  `json:"peer"`
-	VB    float64 `json:"voicebridge_cpu_s_per_audio_s"`
-	Other float64 `json:"peer_cpu_s_per_audio_s"`
-	Ratio float64 `json:"ratio"`
+	CPUs      int    `json:"cpus"`
+	Model     string `json:"cpu_model"`
+	Kernel    string `json:"kernel"`
+	Go        string `json:"go"`
+	Commit    string `json:"commit"`
+	LoadStart string `json:"loadavg_start"`
+	LoadEnd   string `json:"loadavg_end"`
 }
 
 func writeJSON(dir string, r *report) (string, error) {
@@ -90,27 +80,24 @@ func f3(v float64) string {
 	return fmt.Sprintf("%.3f", v)
 }
 
-// printReport writes the human table.
-func printReport(w io.Writer, r *report) {
+// printReport writes the human report; now is r's summary.
+func printReport(w io.Writer, r *report, now summary) {
 	m := r.Machine
 	fmt.Fprintf(w, "\nvoicebridge load report  %s  (%.0f s)\n", r.Started.UTC().Format(time.RFC3339), r.Finished.Sub(r.Started).Seconds())
 	fmt.Fprintf(w, "machine: %d × %s, %s, %s, commit %s; load average at start %s, at end %s\n",
 		m.CPUs, m.Model, m.Kernel, m.Go, m.Commit, m.LoadStart, m.LoadEnd)
+	fmt.Fprintf(w, "settings: %s\n", r.Config)
 	if len(r.Utterances) > 0 {
 		var ds []string
 		for _, u := range r.Utterances {
 			ds = append(ds, fmt.Sprintf("%.2f s", u.Duration.Seconds()))
 		}
-		how := "estimated at 12 characters/s"
-		if r.Calibrated {
-			how = "calibrated: speech on the wire"
-		}
-		fmt.Fprintf(w, "utterances (%s): %s\n", how, strings.Join(ds, ", "))
+		fmt.Fprintf(w, "utterances (calibrated: speech on the wire): %s\n", strings.Join(ds, ", "))
 	}
 	if len(r.Search) > 0 {
-		fmt.Fprintf(w, "\nsearch for the largest N with pacing p99 ≤ 2 ms and no late frames (each probe a fresh bridge):\n")
+		fmt.Fprintf(w, "\nsearch for the largest N with no late frames or gaps and pacing p99 ≤ 2 ms, then ≤ 5 ms (each probe a fresh bridge):\n")
 		tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "N\tpass\tpacing p50\tp99\tmax ms\tlate br/rx\tgaps\tskips\trx pkts %\tduty\tbridge cores\tgen cores\ttts cores\tother cores\tCPU ms/call·s\tRSS KiB/call\tgor/call\tbusiest other\t")
+		fmt.Fprintln(tw, "N\tpass 2/5 ms\tpacing p50\tp99\tmax ms\tlate br/rx\tgaps\tskips\trx pkts %\tduty\tbridge cores\tgen cores\ttts cores\tother cores\tCPU ms/call·s\tRSS KiB/call\tgor/call\tbusiest other\t")
 		for _, p := range r.Search {
 			rx := 0.0
 			if p.Expected > 0 {
@@ -120,8 +107,8 @@ func printReport(w io.Writer, r *report) {
 			if len(p.OtherProcs) > 0 {
 				busy = fmt.Sprintf("%s %.2f", p.OtherProcs[0].Comm, p.OtherProcs[0].Cores)
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%.3f\t%.3f\t%.3f\t%.0f/%d\t%d\t%d\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t%.1f\t%s\t\n",
-				p.Calls, yesNo(p.Pass), p.PacingP50, p.PacingP99, p.PacingMax, p.BridgeLate, p.RxLate, p.Gaps, p.Skips, rx, 100*p.DutyMeas,
+			fmt.Fprintf(tw, "%d\t%s/%s\t%.3f\t%.3f\t%.3f\t%.0f/%d\t%d\t%d\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t%.1f\t%s\t\n",
+				p.Calls, yesNo(p.Pass), yesNo(p.Pass5), p.PacingP50, p.PacingP99, p.PacingMax, p.BridgeLate, p.RxLate, p.Gaps, p.Skips, rx, 100*p.DutyMeas,
 				p.BridgeCPU, p.GenCPU, p.TTSCPU, p.OtherCPU, p.CPUPerCallMs, p.RSSPerCallKiB, p.GorPerCall, busy)
 		}
 		tw.Flush()
@@ -130,16 +117,16 @@ func printReport(w io.Writer, r *report) {
 				fmt.Fprintf(w, "  N=%d failed: %s\n", p.Calls, p.Why)
 			}
 		}
-		fmt.Fprintf(w, "largest passing N: %d (probes up to %d)\n", r.MaxN, r.SearchMax)
+		fmt.Fprintf(w, "largest passing N: %d at 2 ms, %d at 5 ms (probes up to %d)\n", r.MaxN, r.MaxN5, r.SearchMax)
 	}
 	for _, f := range r.Finals[:max(0, len(r.Finals)-1)] {
 		fmt.Fprintf(w, "\nfinal run at N=%d (%.0f s): pass=%s %s\n", f.Calls, f.WindowS, yesNo(f.Pass), f.Why)
 	}
-	if r.Final != nil {
-		printRun(w, "final run", r.Final)
+	if f := r.final(); f != nil {
+		printRun(w, "final run", f)
 		if len(r.Search) > 0 {
 			if r.Confirmed > 0 {
-				fmt.Fprintf(w, "  => largest N confirmed by a %.0f s run: %d calls\n", r.Final.WindowS, r.Confirmed)
+				fmt.Fprintf(w, "  => largest N confirmed by a %.0f s run: %d calls\n", f.WindowS, r.Confirmed)
 			} else {
 				fmt.Fprintf(w, "  => no N was confirmed by a final run: near the threshold, runs vary\n")
 			}
@@ -151,32 +138,68 @@ func printReport(w io.Writer, r *report) {
 	if r.Continuous != nil {
 		printRun(w, "continuous speech (cost)", r.Continuous)
 	}
-	for _, set := range r.PeerSets {
-		e := set.Encoder
-		fmt.Fprintf(w, "\npeers at %s: CPU-seconds per audio-second, the same %.0f s of espeak-ng speech at %d Hz, Opus %s %d bit/s complexity %d vbr=%s fec=%t dtx=%t, 20 ms, RTP to loopback (median of %d)\n",
-			e.Source, r.PeerAudio, e.InRate, e.App, e.Bitrate, e.Complexity, e.VBR, e.FEC, e.DTX, r.PeerRepeats)
+	if pf := r.Peers; pf != nil {
+		fmt.Fprintf(w, "\npeers (peers.sh) at %s:\n", strings.Join(pf.Settings, " "))
+		for _, n := range pf.Notes {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
 		tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "peer\tCPU s/audio s\tmarginal (no start-up)\trepeats (CPU s)\tframes/RTP packets\t")
-		for _, p := range set.Peers {
-			if p.Err != "" {
-				fmt.Fprintf(tw, "%s\tfailed: %s\t\t\t\t\n", p.Name, p.Err)
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t%.5f\t%.5f\t%v\t%d\t\n", p.Name, p.PerAudioS, p.Marginal, p.Repeats, p.Packets)
+		fmt.Fprintln(tw, "  peer\tCPU s/audio s\tmarginal (no start-up)\t")
+		for _, p := range pf.Peers {
+			fmt.Fprintf(tw, "  %s\t%.5f\t%.5f\t\n", p.Name, p.PerAudioS, p.Marginal)
 		}
 		tw.Flush()
 	}
 	if len(r.Ratios) > 0 {
 		fmt.Fprintf(w, "\nvoicebridge ÷ peer (CPU per audio-second; < 1 means voicebridge is cheaper):\n")
 		tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "voicebridge basis\tpeer\tvoicebridge\tpeer\tratio\t")
+		fmt.Fprintln(tw, "  voicebridge basis\tpeer\tvoicebridge\tpeer\tratio\t")
 		for _, q := range r.Ratios {
-			fmt.Fprintf(tw, "%s\t%s\t%.5f\t%.5f\t%.2f×\t\n", q.Basis, q.Peer, q.VB, q.Other, q.Ratio)
+			fmt.Fprintf(tw, "  %s\t%s\t%.5f\t%.5f\t%.2f×\t\n", q.Basis, q.Peer, q.VB, q.Other, q.Ratio)
 		}
 		tw.Flush()
 	}
+	printSummary(w, r, now)
 	for _, e := range r.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
+	}
+}
+
+// printSummary writes the capacity and per-call cost, with the issue's
+// targets, and the comparison with the last result.
+func printSummary(w io.Writer, r *report, now summary) {
+	fmt.Fprintf(w, "\ncapacity and cost per call [issue 11's target]:\n")
+	tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
+	row := func(k, v, target string) { fmt.Fprintf(tw, "  %s\t%s\t%s\n", k, v, target) }
+	if len(r.Search) > 0 {
+		how := "search probes"
+		if f := r.final(); f != nil && r.Confirmed > 0 {
+			how = fmt.Sprintf("confirmed over %.0f s, p99 %.3f ms", f.WindowS, f.PacingP99)
+		} else if f != nil {
+			how = fmt.Sprintf("the search's %d was not confirmed by a final run", r.MaxN)
+		}
+		row("largest N: pacing p99 ≤ 2 ms, no late frames or gaps", fmt.Sprintf("%d (%s)", now.MaxN2, how), "[≥ 500]")
+		row("largest N: pacing p99 ≤ 5 ms, no late frames or gaps", fmt.Sprintf("%d (search probes)", now.MaxN5), "")
+	}
+	if f := r.final(); f != nil {
+		row(fmt.Sprintf("CPU per call, %.0f%% speech, N=%d", 100*f.Duty, f.Calls), fmt.Sprintf("%.3f ms per call-second", f.CPUPerCallMs), "")
+		row("memory per call (RSS delta ÷ calls)", fmt.Sprintf("%.3f MiB", f.RSSPerCallKiB/1024), "[≤ 0.6 MiB]")
+		row("goroutines per call (go_goroutines delta ÷ calls)", fmt.Sprintf("%.1f", f.GorPerCall), "[≤ 10]")
+		row("the rest of the machine during the final run", fmt.Sprintf("%.2f cores; load average %s at start, %s at end", f.OtherCPU, r.Machine.LoadStart, r.Machine.LoadEnd), "")
+	}
+	if i := r.Idle; i != nil {
+		row(fmt.Sprintf("idle call, N=%d", i.Calls), fmt.Sprintf("%.3f ms CPU per call-second, %.3f MiB, %.1f goroutines", i.CPUPerCallMs, i.RSSPerCallKiB/1024, i.GorPerCall), "[≤ 0.5 ms]")
+	}
+	if c := r.Continuous; c != nil {
+		vs := "no peers measured"
+		if now.VsFFmpeg > 0 {
+			vs = fmt.Sprintf("%.2f× ffmpeg", now.VsFFmpeg)
+		}
+		row("per speech-second, continuous speech", fmt.Sprintf("%.5f CPU-s, %s", c.CPUPerSpeechS, vs), "[≤ 1.2× ffmpeg]")
+	}
+	tw.Flush()
+	if r.Last != nil {
+		printDelta(w, r.Last, now)
 	}
 }
 
@@ -219,21 +242,8 @@ func printRun(w io.Writer, title string, p *runReport) {
 	if p.FirstErr != "" {
 		row("first error", p.FirstErr)
 	}
-	if pr := p.Profile; pr != nil {
-		if pr.Err != "" {
-			row("bridge CPU profile (perf)", pr.Err)
-		} else {
-			row("bridge CPU by object (perf, "+fmt.Sprint(pr.Samples)+" samples)", joinShares(pr.DSOs, 6))
-			row("bridge CPU by symbol (perf)", joinShares(pr.Symbols, 8))
-		}
+	for _, l := range p.Perf {
+		row("bridge CPU (perf)", l)
 	}
 	tw.Flush()
-}
-
-func joinShares(ss []share, n int) string {
-	var parts []string
-	for _, s := range ss[:min(n, len(ss))] {
-		parts = append(parts, fmt.Sprintf("%s %.1f%%", s.Name, s.Percent))
-	}
-	return strings.Join(parts, ", ")
 }

@@ -9,65 +9,107 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/voicebridge/voicebridge/media"
 )
 
 func sampleReport() *report {
-	run := &runReport{Name: "search-250", Calls: 250, Duty: 0.4, WindowS: 15, Pass: true,
+	run := &runReport{Name: "search-250", Calls: 250, Duty: 0.4, WindowS: 15, Pass: true, Pass5: true,
 		PacingP50: 0.3, PacingP99: 1.2, PacingMax: 4, Packets: 187000, Expected: 187500,
 		BridgeLate: 0, AddedFirstP50: 7.5, AddedFirstP99: 20, AddedFirstN: 300,
 		TextToSpeech: Summary{N: 300, P50: 160, P99: 175, Max: 180},
 		Barge:        Summary{N: 20, P50: -12, P99: -1, Max: -1},
 		Events:       map[string]int{"speaking": 10, "done": 9},
-		BridgeCPU:    1.1, GenCPU: 0.2, OtherCPU: 0.3, CPUPerCallMs: 4.4,
+		BridgeCPU:    1.1, GenCPU: 0.2, OtherCPU: 0.3, CPUPerCallMs: 4.4, CPUPerWireS: 0.0044,
+		RSSPerCallKiB: 512, GorPerCall: 31.5,
 		OtherProcs: []busyProc{{PID: 7, Comm: "go", Cores: 0.3}},
+		Perf:       []string{"by object (10 samples): libopus 40.00%"},
 	}
 	failed := *run
 	failed.Calls, failed.Pass, failed.Why = 500, false, "pacing p99 3 ms > 2 ms"
-	return &report{
+	idle := *run
+	idle.Name, idle.Calls, idle.CPUPerCallMs = "idle-100", 100, 1.97
+	cont := *run
+	cont.Name, cont.Calls, cont.CPUPerSpeechS = "continuous-20", 20, 0.0104
+	r := &report{
 		Started: time.Unix(1700000000, 0), Finished: time.Unix(1700000600, 0),
-		Machine:    machineInfo{CPUs: 2, Model: "Test CPU"},
-		Utterances: []utterance{{Text: "x", Duration: 3 * time.Second}}, Calibrated: true,
-		Search: []*runReport{run, &failed}, MaxN: 250, SearchMax: 1000, Final: run,
-		PeerAudio: 60, PeerRepeats: 3,
-		PeerSets: []peerSet{{Encoder: bridgeEncoder(), Peers: []peerResult{
-			{Name: "ffmpeg", PerAudioS: 0.004, Marginal: 0.0035, Repeats: []float64{0.24}},
-			{Name: "gstreamer", Err: "not installed"},
-		}}},
-		Ratios: []ratio{{Basis: "b", Peer: "ffmpeg", VB: 0.008, Other: 0.004, Ratio: 2}},
+		Machine: machineInfo{CPUs: 2, Model: "Test CPU", Commit: "abc1234"}, Config: "cfg",
+		Utterances: []utterance{{Text: "x", Duration: 3 * time.Second}},
+		Search:     []*runReport{run, &failed}, MaxN: 250, MaxN5: 500, SearchMax: 1000,
+		Finals: []*runReport{run}, Confirmed: 250, Idle: &idle, Continuous: &cont,
+		Peers: &peersFile{Settings: encoderEnv(), Notes: []string{"median of 3"}, Peers: []peerResult{
+			{Name: "ffmpeg", PerAudioS: 0.0052, Marginal: 0.0043},
+			{Name: "gstreamer", PerAudioS: 0.0047, Marginal: 0.0045},
+		}},
 	}
+	r.Ratios = ratios(r)
+	return r
 }
 
 func TestPrintReport(t *testing.T) {
 	var b bytes.Buffer
-	printReport(&b, sampleReport())
+	r := sampleReport()
+	r.Last = &summary{Date: "2026-11-21 01:51 UTC", Commit: "759f094", Machine: "2 × Test CPU", Config: "cfg", MaxN2: 200, IdleCPUMs: 1.97, VsFFmpeg: 1.93}
+	printReport(&b, r, summarizeReport(r))
 	out := b.String()
 	for _, want := range []string{
-		"largest passing N: 250",
+		"largest passing N: 250 at 2 ms, 500 at 5 ms",
 		"N=500 failed: pacing p99 3 ms > 2 ms",
 		"final run: N=250 calls",
 		"p50 0.300  p99 1.200  max 4.000 ms",
-		"gstreamer", "failed: not installed",
-		"2.00×",
+		"gstreamer  0.00470",
+		"2.00×",   // continuous 0.0104 ÷ ffmpeg 0.0052
 		"WARNING", // 0.3 cores of other processes
 		"go[7] 0.30",
+		"by object (10 samples): libopus 40.00%",
+		"250 (confirmed over 15 s, p99 1.200 ms)",
+		"0.500 MiB", "31.5",
+		"1.970 ms CPU per call-second",
+		"0.01040 CPU-s, 2.00× ffmpeg",
+		"vs last result (2026-11-21 01:51 UTC, commit 759f094): max N 200 → 250 (+25%), idle CPU/call 1.97 ms → 1.97 ms (+0%), × ffmpeg 1.93 → 2.00 (+4%)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 	b.Reset()
-	printReport(&b, &report{}) // an empty report prints without panicking
+	r.Last.Config = "other"
+	printReport(&b, r, summarizeReport(r))
+	if !strings.Contains(b.String(), "not comparable: it ran on 2 × Test CPU with other") {
+		t.Errorf("different settings compared:\n%s", b.String())
+	}
+	b.Reset()
+	r.Confirmed = 0
+	printReport(&b, r, summarizeReport(r))
+	if !strings.Contains(b.String(), "0 (the search's 250 was not confirmed by a final run)") {
+		t.Errorf("unconfirmed N:\n%s", b.String())
+	}
+	b.Reset()
+	printReport(&b, &report{}, summary{}) // an empty report prints without panicking
 	if !strings.Contains(b.String(), "voicebridge load report") {
 		t.Error("empty report")
 	}
 }
 
-func TestWriteJSONRoundTrip(t *testing.T) {
+func TestRatios(t *testing.T) {
+	r := sampleReport()
+	// 2 bases × 2 peers.
+	if len(r.Ratios) != 4 {
+		t.Fatalf("%d ratios: %+v", len(r.Ratios), r.Ratios)
+	}
+	if q := r.Ratios[0]; q.Peer != "ffmpeg" || q.Ratio != 2 || !strings.HasPrefix(q.Basis, "continuous speech, 20 calls") {
+		t.Errorf("continuous vs ffmpeg: %+v", q)
+	}
+	if q := r.Ratios[3]; q.Peer != "gstreamer" || q.VB != 0.0044 || q.Ratio != 0.936 {
+		t.Errorf("per call-second vs gstreamer: %+v", q)
+	}
+	if ratios(&report{Continuous: r.Continuous}) != nil {
+		t.Error("ratios without peers")
+	}
+}
+
+func TestWriteJSONAndSummaryRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	r := sampleReport()
-	r.Final.AddedFirstP99 = finite(math.NaN()) // no observations
+	r.Finals[0].AddedFirstP99 = finite(math.NaN()) // no observations
 	name, err := writeJSON(dir, r)
 	if err != nil {
 		t.Fatal(err)
@@ -81,27 +123,34 @@ func TestWriteJSONRoundTrip(t *testing.T) {
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatal(err)
 		}
-		if back.MaxN != 250 || len(back.Search) != 2 || back.Final.AddedFirstP99 != -1 || back.PeerSets[0].Peers[0].PerAudioS != 0.004 {
+		if back.MaxN != 250 || len(back.Search) != 2 || back.final().AddedFirstP99 != -1 || back.Peers.Peers[0].PerAudioS != 0.0052 {
 			t.Errorf("round trip: %+v", back)
 		}
 	}
 	if filepath.Base(name) != "load-20231114T221320Z.json" {
 		t.Errorf("name %s", name)
 	}
-}
-
-func TestBridgeEncoderFollowsMedia(t *testing.T) {
-	e := bridgeEncoder()
-	d := media.DefaultEncoderConfig
-	if e.App != d.Application.String() || e.Bitrate != d.Bitrate || e.Complexity != d.Complexity || e.DTX != d.DTX || e.FEC != d.FEC {
-		t.Errorf("peers' settings %+v differ from media's defaults %+v", e, d)
+	s := summarizeReport(r)
+	want := summary{Date: "2023-11-14 22:13 UTC", Commit: "abc1234", Machine: "2 × Test CPU", Config: "cfg", MaxN2: 250, MaxN5: 500,
+		P99Ms: 1.2, CPUPerCallMs: 4.4, IdleCPUMs: 1.97, RSSPerCall: 0.5, GorPerCall: 31.5, SpeechCPU: 0.0104, VsFFmpeg: 2}
+	if s != want {
+		t.Errorf("summary %+v\nwant    %+v", s, want)
 	}
-	if e.InRate != 24000 || e.App == "default" {
-		t.Errorf("settings %+v", e)
+	path := filepath.Join(dir, "last.json")
+	if err := writeSummary(path, s); err != nil {
+		t.Fatal(err)
 	}
-	for _, q := range []media.ResamplerQuality{media.ResampleQuick, media.ResampleLow, media.ResampleMedium, media.ResampleHigh, media.ResampleVeryHigh} {
-		if _, bits := soxrFor(q); bits < 15 || bits > 33 {
-			t.Errorf("%v: precision %d outside ffmpeg's range", q, bits)
-		}
+	if b, _ := os.ReadFile(path); len(b) > 600 {
+		t.Errorf("summary is %d bytes: not small", len(b))
+	}
+	back, err := readSummary(path)
+	if err != nil || *back != s {
+		t.Errorf("read back %+v %v", back, err)
+	}
+	if err := os.WriteFile(path, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSummary(path); err == nil {
+		t.Error("broken summary read")
 	}
 }

@@ -1,52 +1,54 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"path/filepath"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 // runOptions configure one load run.
 type runOptions struct {
-	Calls       int
-	Warmup      time.Duration // after the last call connected, before measuring
-	Window      time.Duration // measured
-	Concurrency int           // calls being set up at once
-	Sample      int           // calls that decode their audio
-	BatchSleep  time.Duration // receivers: sleep when the socket is drained
-	Perf        bool          // sample the bridge with perf(1) during the window, if installed
-	Drive       driveConfig
-	Modes       []driveMode // bot modes, by call index modulo len
-	Forms       []signalForm
-
-	// Either URL (an existing bridge) or Bin (started fresh for the run).
-	URL        string
-	PID        int // of the bridge at URL, if known
-	Bin        string
+	Name       string        // label of the run, for logs and log files
+	Calls      int           // concurrent calls
+	Warmup     time.Duration // after the last call connected, before measuring
+	Window     time.Duration // measured
+	Drive      driveConfig
+	Bin        string // the voicebridge binary, started fresh for the run
 	BridgeArgs []string
-	// SeparateTTS runs the embedded TTS as its own process ("voicebridge
-	// tts-server") so that its synthesis is not counted as the bridge's CPU.
-	SeparateTTS bool
-	OutDir      string
-	Name        string // label of the run, for logs
-	Log         *slog.Logger
+	LogDir     string
+	// PerfCmd, if set, runs during the window as PerfCmd… PID SECONDS; what
+	// it prints goes into the report (e.g. where the bridge's CPU goes).
+	PerfCmd []string
+	Log     *slog.Logger
 }
+
+// Fixed knobs of a run.
+const (
+	setupConcurrency = 8                      // calls being set up at once
+	sampledCalls     = 4                      // calls that decode their audio
+	rxBatchSleep     = time.Millisecond       // receivers: sleep when the socket is drained
+	drainTime        = 100 * time.Millisecond // after the window: the last packets arrive
+)
 
 var errRunSetup = errors.New("load: calls could not be set up")
 
-// runLoad performs one run. A returned error means the run could not be
-// made at all; a run that was made but failed its criteria returns a
-// report with Pass false.
+// runLoad performs one run against a fresh bridge. A returned error means
+// the run could not be made at all; a run that was made but failed its
+// criteria returns a report with Pass false.
 func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	rep := &runReport{Name: o.Name, Calls: o.Calls, Duty: o.Drive.Duty, Events: map[string]int{}}
 	log := o.Log.With("run", o.Name, "calls", o.Calls)
-	tgt, tts, err := startTarget(ctx, o, o.Name)
+	tgt, tts, err := startTargets(ctx, o.Bin, o.BridgeArgs, o.LogDir, o.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -62,72 +64,25 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep.GoroutinesBase, _ = base.sum("go_goroutines")
-	rssBase := procRSS(tgt.PID, base)
+	rep.GoroutinesBase, _ = base.sum(metricGoroutines)
+	rssBase, err := procRSS(tgt.PID)
+	if err != nil {
+		return nil, err
+	}
 	rep.RSSBase = rssBase / (1 << 20)
 
-	// Set up the calls.
-	rx, err := newRxSocket(o.BatchSleep)
+	rx, err := newRxSocket(rxBatchSleep)
 	if err != nil {
 		return nil, err
 	}
 	defer rx.close()
 	win := &window{}
-	setupStart := time.Now()
-	calls := make([]*callClient, o.Calls)
-	var mu sync.Mutex
-	var setupErrs []string
-	sem := make(chan struct{}, max(1, o.Concurrency))
-	var wg sync.WaitGroup
-	for i := range calls {
-		if ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			c, err := dialCall(cctx, hc, rx, tgt.Base, o.Drive.Token, i, o.Forms[i%len(o.Forms)], i < o.Sample, win)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				setupErrs = append(setupErrs, err.Error())
-				return
-			}
-			calls[i] = c
-		}()
-	}
-	wg.Wait()
-	rep.SetupS = time.Since(setupStart).Seconds()
-	rep.SetupErr = len(setupErrs)
-	if len(setupErrs) > 0 {
-		rep.FirstErr = setupErrs[0]
-	}
-	live := calls[:0:0]
-	for _, c := range calls {
-		if c != nil {
-			live = append(live, c)
-		}
-	}
-	defer func() {
-		// Hang up and close, a few at a time.
-		var wg sync.WaitGroup
-		for _, c := range live {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				c.hangup(hc, tgt.Base, o.Drive.Token)
-				c.close()
-			}()
-		}
-		wg.Wait()
-	}()
-	log.Info("calls set up", "ok", len(live), "errors", len(setupErrs), "seconds", round(rep.SetupS, 1))
+	live := setupCalls(ctx, hc, rx, tgt.Base, o.Calls, win, rep)
+	defer fewAtATime(context.Background(), len(live), func(i int) {
+		live[i].hangup(hc, tgt.Base)
+		live[i].close()
+	})
+	log.Info("calls set up", "ok", len(live), "errors", rep.SetupErr, "seconds", round(rep.SetupS, 1))
 	if len(live) == 0 {
 		return rep, fmt.Errorf("%w: %s", errRunSetup, rep.FirstErr)
 	}
@@ -137,7 +92,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	bctx, stopBots := context.WithCancel(ctx)
 	bots := make([]*bot, 0, len(live))
 	for _, c := range live {
-		b := &bot{cfg: &o.Drive, hc: hc, base: tgt.Base, call: c, mode: o.Modes[c.Index%len(o.Modes)], res: res,
+		b := &bot{cfg: &o.Drive, hc: hc, base: tgt.Base, call: c, mode: driveMode(c.Index % 2), res: res,
 			rng: rand.New(rand.NewPCG(uint64(c.Index), 7))}
 		if err := b.open(ctx); err != nil {
 			res.fail("open", err)
@@ -148,8 +103,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 	var bwg sync.WaitGroup
 	for _, b := range bots {
-		bwg.Add(1)
-		go func() { defer bwg.Done(); b.run(bctx) }()
+		bwg.Go(func() { b.run(bctx) })
 	}
 	stopAll := func() {
 		stopBots()
@@ -165,104 +119,129 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		return rep, ctx.Err()
 	}
 	for _, c := range live {
-		c.Stats.takeFirstAudio()
-		c.Stats.takeToSilence()
+		c.Stats.firstAudio.take()
+		c.Stats.toSilence.take()
 	}
-	res.mu.Lock()
-	res.Barge, res.BargeNA, res.Texts, res.TextErrs, res.Missed = nil, 0, 0, 0, 0
-	res.mu.Unlock()
+	res.reset()
 	m0, err := scrapeMetrics(ctx, hc, tgt.Base)
 	if err != nil {
 		stopAll()
 		return rep, err
 	}
-	c0 := sampleCPU(tgt.PID)
-	t0 := sampleCPU(tts.PID)
-	var pr *perfRecorder
-	if o.Perf {
-		pr = startPerf(ctx, tgt.PID, o.Window, filepath.Join(o.OutDir, "logs", o.Name+".perf.data"))
-	}
+	c0 := sampleCPU()
+	perf := startPerf(ctx, o.PerfCmd, tgt.PID, o.Window)
 	win.start.Store(time.Now().UnixNano())
 	ok := sleepUntil(ctx, time.Now().Add(o.Window))
 	win.end.Store(time.Now().UnixNano())
-	c1 := sampleCPU(tgt.PID)
-	t1 := sampleCPU(tts.PID)
+	c1 := sampleCPU()
 	m1, err := scrapeMetrics(ctx, hc, tgt.Base)
+	rss, rssErr := procRSS(tgt.PID)
 	stopAll()
+	rep.Perf = perf()
 	if !ok {
 		return rep, ctx.Err()
 	}
-	if err != nil {
+	if err = errors.Join(err, rssErr); err != nil {
 		return rep, err
 	}
-	// Let receivers drain the window's last packets, then stop accounting.
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(drainTime)
 	unknown := rx.unknown.Load()
 	rx.freeze()
 
 	wall := time.Duration(win.end.Load() - win.start.Load())
 	rep.WindowS = wall.Seconds()
-	if t0.ok && t1.ok {
-		rep.TTSCPU = ((t1.bridge.Self + t1.bridge.Children) - (t0.bridge.Self + t0.bridge.Children)).Seconds() / wall.Seconds()
-	}
-	rep.fillCPU(c0, c1, wall, len(live), tgt.PID, tts.PID)
+	rep.fillCPU(c0, c1, tgt.PID, tts.PID, len(live))
 	rep.fillReceivers(live, wall)
 	rep.RxDrops, rep.RxUnknown = rx.conn.drops.Load(), unknown
-	rep.fillBridgeMetrics(m0, m1)
-	rep.Profile = pr.finish(ctx)
-	rep.RSS = procRSS(tgt.PID, m1) / (1 << 20)
+	rep.fillBridgeMetrics(m0, m1, len(live))
+	rep.RSS = rss / (1 << 20)
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
-	rep.Goroutines, _ = m1.sum("go_goroutines")
-	rep.GorPerCall = (rep.Goroutines - rep.GoroutinesBase) / float64(len(live))
 	if rep.SpeechS > 0 && rep.BridgeCPU > 0 {
 		rep.CPUPerSpeechS = rep.BridgeCPU * wall.Seconds() / rep.SpeechS
 		rep.CPUPerWireS = rep.BridgeCPU * wall.Seconds() / (float64(rep.Packets) * frameDuration.Seconds())
 	}
-
-	var fa []time.Duration
+	var fa, ts []time.Duration
 	for _, c := range live {
-		fa = append(fa, c.Stats.takeFirstAudio()...)
+		fa = append(fa, c.Stats.firstAudio.take()...)
+		ts = append(ts, c.Stats.toSilence.take()...)
 	}
-	rep.TextToSpeech = summarize(fa)
-	var ts []time.Duration
-	for _, c := range live {
-		ts = append(ts, c.Stats.takeToSilence()...)
-	}
-	rep.ClearToSilence = summarize(ts)
-	res.mu.Lock()
-	rep.Barge = summarize(res.Barge)
-	rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = res.BargeNA, res.Texts, res.TextErrs, res.Missed
-	for k, v := range res.Events {
-		rep.Events[k] = v
-	}
-	if rep.FirstErr == "" {
-		rep.FirstErr = res.FirstErr
-	}
-	res.mu.Unlock()
+	rep.TextToSpeech, rep.ClearToSilence = summarize(fa), summarize(ts)
+	res.into(rep)
 	rep.judge()
 	return rep, nil
 }
 
-// startTarget starts what a run measures: the TTS process if separate, then
-// the bridge; or nothing, when the bridge is at o.URL. The targets returned
-// are never nil; stop them when done.
-func startTarget(ctx context.Context, o runOptions, name string) (bridge, tts *target, err error) {
-	tts = &target{}
-	if o.URL != "" {
-		return &target{Base: o.URL, PID: o.PID}, tts, nil
-	}
-	args := o.BridgeArgs
-	if o.SeparateTTS {
-		tts, err = startTTS(ctx, o.Bin, filepath.Join(o.OutDir, "logs", name+"-tts.log"))
+// setupCalls dials n calls, a few at a time, and returns those that came
+// up; rep gets the setup time and errors.
+func setupCalls(ctx context.Context, hc *http.Client, rx *rxSocket, base string, n int, win *window, rep *runReport) []*callClient {
+	start := time.Now()
+	calls := make([]*callClient, n)
+	var mu sync.Mutex
+	var errs []string
+	fewAtATime(ctx, n, func(i int) {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		form := signalForm(i % 2) // alternate JSON and WHEP-shaped SDP offers
+		c, err := dialCall(cctx, hc, rx, base, i, form, i < sampledCalls, win)
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
-			return nil, nil, err
+			errs = append(errs, err.Error())
 		}
-		args = append([]string{"-tts-url", tts.Base}, args...)
+		calls[i] = c
+	})
+	rep.SetupS = time.Since(start).Seconds()
+	rep.SetupErr = len(errs)
+	if len(errs) > 0 {
+		rep.FirstErr = errs[0]
 	}
-	bridge, err = startBridge(ctx, o.Bin, args, filepath.Join(o.OutDir, "logs", name+".log"))
-	if err != nil {
-		tts.stop()
-		return nil, nil, err
+	live := calls[:0:0]
+	for _, c := range calls {
+		if c != nil {
+			live = append(live, c)
+		}
 	}
-	return bridge, tts, nil
+	return live
+}
+
+// fewAtATime runs f(0) … f(n−1), setupConcurrency at a time, until ctx
+// ends, and waits for them.
+func fewAtATime(ctx context.Context, n int, f func(i int)) {
+	sem := make(chan struct{}, setupConcurrency)
+	var wg sync.WaitGroup
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i)
+		})
+	}
+	wg.Wait()
+}
+
+// startPerf runs cmd… PID SECONDS for the window, if cmd is set. The
+// function returned waits for it and returns its output lines, or the
+// error.
+func startPerf(ctx context.Context, cmd []string, pid int, window time.Duration) func() []string {
+	if len(cmd) == 0 {
+		return func() []string { return nil }
+	}
+	var out, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, cmd[0], append(cmd[1:], strconv.Itoa(pid), fmt.Sprintf("%.3f", window.Seconds()))...)
+	c.Stdout, c.Stderr = &out, &stderr
+	if err := c.Start(); err != nil {
+		return func() []string { return []string{"perf command: " + err.Error()} }
+	}
+	return func() []string {
+		if err := c.Wait(); err != nil {
+			return []string{fmt.Sprintf("perf command: %v: %s", err, strings.TrimSpace(stderr.String()))}
+		}
+		var lines []string
+		for sc := bufio.NewScanner(&out); sc.Scan(); {
+			if l := strings.TrimSpace(sc.Text()); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		return lines
+	}
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -103,50 +105,22 @@ func TestSearchEdges(t *testing.T) {
 	}
 }
 
-func TestFlagParsers(t *testing.T) {
-	if m, err := parseModes("mixed"); err != nil || len(m) != 2 || m[0] != driveHTTP || m[1] != driveWS {
-		t.Errorf("mixed: %v %v", m, err)
-	}
-	if f, err := parseForms("sdp"); err != nil || len(f) != 1 || f[0] != formSDP {
-		t.Errorf("sdp: %v %v", f, err)
-	}
-	if _, err := parseModes("carrier-pigeon"); !errors.Is(err, errFlags) {
-		t.Errorf("bad mode: %v", err)
-	}
-	if _, err := parseForms("xml"); !errors.Is(err, errFlags) {
-		t.Errorf("bad form: %v", err)
-	}
-}
-
-func TestRatios(t *testing.T) {
-	r := &report{
-		Continuous: &runReport{Calls: 20, CPUPerSpeechS: 0.004},
-		Final:      &runReport{Calls: 500, Duty: 0.4, CPUPerSpeechS: 0.006, CPUPerWireS: 0.002},
-		PeerSets: []peerSet{{Peers: []peerResult{
-			{Name: "ffmpeg", PerAudioS: 0.008},
-			{Name: "broken", Err: "boom"},
-			{Name: "libopus", PerAudioS: 0.002},
-		}}, {Peers: []peerResult{{Name: "reference", PerAudioS: 1}}}},
-	}
-	got := ratios(r)
-	// 2 bases × 2 usable peers of the first set.
-	if len(got) != 4 {
-		t.Fatalf("%d ratios: %+v", len(got), got)
-	}
-	if got[0].Peer != "ffmpeg" || got[0].Ratio != 0.5 || got[1].Peer != "libopus" || got[1].Ratio != 2 {
-		t.Errorf("continuous: %+v %+v", got[0], got[1])
-	}
-	if got[3].VB != 0.002 || got[3].Ratio != 1 {
-		t.Errorf("per call-second vs libopus: %+v", got[3])
-	}
-	if ratios(&report{}) != nil {
-		t.Error("ratios without peers")
-	}
-}
-
-func TestEstimateUtterances(t *testing.T) {
-	us := estimateUtterances([]string{"abcdefghijkl", "مرحبا"})
-	if us[0].Duration != time.Second || us[1].Duration != 5*time.Second/12 {
-		t.Errorf("%+v", us)
+func TestRunRejectsBadFlags(t *testing.T) {
+	good := options{Window: time.Second, Duty: 0.4, Start: 1, Max: 2, Probes: 1}
+	for name, change := range map[string]func(*options){
+		"duty > 1":         func(o *options) { o.Duty = 1.5 },
+		"negative duty":    func(o *options) { o.Duty = -0.1 },
+		"no window":        func(o *options) { o.Window = 0 },
+		"negative warmup":  func(o *options) { o.Warmup = -time.Second },
+		"negative calls":   func(o *options) { o.Calls = -1 },
+		"negative barge-k": func(o *options) { o.BargeEvery = -4 },
+		"start above max":  func(o *options) { o.Start = 3 },
+		"no probes":        func(o *options) { o.Probes = 0 },
+	} {
+		o := good
+		change(&o)
+		if err := run(context.Background(), o, nil, slog.New(slog.DiscardHandler)); !errors.Is(err, errFlags) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }

@@ -15,7 +15,6 @@ type Histogram struct {
 	Buckets []uint32      // Buckets[i] counts [i*Width, (i+1)*Width)
 	Over    uint64        // values ≥ len(Buckets)*Width
 	Count   uint64
-	Sum     time.Duration
 	Max     time.Duration
 }
 
@@ -30,7 +29,6 @@ func (h *Histogram) Add(d time.Duration) {
 		d = 0
 	}
 	h.Count++
-	h.Sum += d
 	if d > h.Max {
 		h.Max = d
 	}
@@ -49,7 +47,6 @@ func (h *Histogram) Merge(o *Histogram) {
 	}
 	h.Over += o.Over
 	h.Count += o.Count
-	h.Sum += o.Sum
 	h.Max = max(h.Max, o.Max)
 }
 
@@ -71,14 +68,6 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 		}
 	}
 	return h.Max
-}
-
-// Mean is the arithmetic mean, 0 when empty.
-func (h *Histogram) Mean() time.Duration {
-	if h.Count == 0 {
-		return 0
-	}
-	return h.Sum / time.Duration(h.Count)
 }
 
 // percentile returns the q-quantile of xs by the nearest-rank method (the

@@ -95,8 +95,10 @@ func TestHistogramMerge(t *testing.T) {
 	if got := a.Quantile(0.5); got != 6*time.Millisecond {
 		t.Errorf("p50 of 0..9 ms and 1 s = %v, want 6ms (bucket [5,6) upper edge)", got)
 	}
-	if a.Mean() != (45*time.Millisecond+time.Second)/11 {
-		t.Errorf("mean %v", a.Mean())
+	for i := range 10 {
+		if a.Buckets[i] != 1 {
+			t.Errorf("bucket %d: %d", i, a.Buckets[i])
+		}
 	}
 }
 

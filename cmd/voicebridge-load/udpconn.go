@@ -43,7 +43,6 @@ type tapConn struct {
 	msgs       []ipv4.Message
 	queue      []int // indexes into msgs still to hand to Pion
 	drained    bool
-	refused    atomic.Uint64
 	drops      atomic.Uint32 // datagrams the kernel dropped (SO_RXQ_OVFL)
 }
 
@@ -120,7 +119,7 @@ func (c *tapConn) take(m *ipv4.Message) bool {
 		c.drops.Store(drops)
 	}
 	data := m.Buffers[0][:m.N]
-	if c.tap == nil || classify(data) != kindRTP {
+	if c.tap == nil || !isRTP(data) {
 		return true
 	}
 	if !ok {
@@ -145,7 +144,6 @@ func (c *tapConn) ReadFrom(b []byte) (int, net.Addr, error) {
 // WriteToAddrPort implements ice.AddrPortReaderWriter, loopback only.
 func (c *tapConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	if !addr.Addr().Unmap().IsLoopback() {
-		c.refused.Add(1)
 		return 0, errNotLoopback
 	}
 	return c.UDPConn.WriteToUDPAddrPort(b, addr)

@@ -51,7 +51,7 @@ func TestTapConnStampsRTPAndPassesTheRest(t *testing.T) {
 	var stamps []int64
 	var seqs []uint16
 	c, err := listenTap(func(ts int64, _ netip.AddrPort, b []byte) bool {
-		h, err := parseRTPHeader(b, true)
+		h, err := parseRTPHeader(b)
 		if err != nil {
 			t.Error(err)
 		}
@@ -127,9 +127,6 @@ func TestTapConnRefusesNonLoopback(t *testing.T) {
 		if _, err := c.WriteTo([]byte("x"), net.UDPAddrFromAddrPort(ap)); !errors.Is(err, errNotLoopback) {
 			t.Errorf("%s: %v", a, err)
 		}
-	}
-	if c.refused.Load() != 8 {
-		t.Errorf("refused %d", c.refused.Load())
 	}
 	// Loopback goes through (to a port that is ours, so nothing is bothered).
 	if _, err := c.WriteToAddrPort([]byte("x"), c.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
