@@ -48,12 +48,17 @@ func (c Config) validateCluster() error {
 		return fmt.Errorf("%w: cluster-redis needs node-url (this node's base URL as other nodes reach it)", ErrInvalidConfig)
 	}
 	if err := cluster.ValidateRedisURL(c.ClusterRedis); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, clusterDetail(err))
 	}
 	if _, err := cluster.NormalizeNodeURL(c.NodeURL); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, clusterDetail(err))
 	}
 	return nil
+}
+
+// clusterDetail is a cluster config error's text without its prefix.
+func clusterDetail(err error) string {
+	return strings.TrimPrefix(err.Error(), cluster.ErrInvalidConfig.Error()+": ")
 }
 
 // startCluster joins the fleet when Config.ClusterRedis is set: the node
