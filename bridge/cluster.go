@@ -349,6 +349,12 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, nodeURL string)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
 	}
+	// The owner answers CORS itself; drop what the entry node's v1 wrapper
+	// set, or the headers would be doubled (browsers refuse that).
+	h := w.Header()
+	for _, k := range []string{"Access-Control-Allow-Origin", "Access-Control-Expose-Headers", "Vary"} {
+		h.Del(k)
+	}
 	s.cluster.requests.WithLabelValues("forwarded").Inc()
 	s.cluster.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), proxyTarget{}, u)))
 }

@@ -122,8 +122,8 @@ func TestClusterPlacement(t *testing.T) {
 // and waits for calls to end.
 func TestClusterUnreachableAndDrain(t *testing.T) {
 	rs := redistest.Start(t)
-	a := newFleetBridge(t, Config{}, rs.URL())
-	b := newFleetBridge(t, Config{}, rs.URL())
+	a := newFleetBridge(t, Config{AllowedOrigins: []string{"https://app.example.com"}}, rs.URL())
+	b := newFleetBridge(t, Config{AllowedOrigins: []string{"https://app.example.com"}}, rs.URL())
 	off := newOfferer(t, 64, nil)
 	offer := []byte(off.offer(t))
 	resp, body := b.do(t, "POST", "/v1/calls", "application/sdp", offer)
@@ -133,6 +133,11 @@ func TestClusterUnreachableAndDrain(t *testing.T) {
 	id := strings.TrimPrefix(resp.Header.Get("Location"), b.url+"/v1/calls/")
 	if info := a.getInfo(t, id); info.State != stateNew {
 		t.Fatalf("forwarded GET: %+v", info)
+	}
+	// A browser's request forwarded: one set of CORS headers, the owner's.
+	resp, _ = a.do(t, "GET", "/v1/calls/"+id, "", nil, "Origin", "https://app.example.com")
+	if v := resp.Header.Values("Access-Control-Allow-Origin"); resp.StatusCode != http.StatusOK || len(v) != 1 || v[0] != "https://app.example.com" {
+		t.Errorf("forwarded CORS: %d %q", resp.StatusCode, v)
 	}
 	b.hs.Close() // b's HTTP is gone, its heartbeat is not
 	resp, body = a.do(t, "GET", "/v1/calls/"+id, "", nil)
