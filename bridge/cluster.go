@@ -32,6 +32,7 @@ type clusterNode struct {
 	// requests counts the requests the cluster layer answered or passed on,
 	// by outcome: forwarded, redirected, node_lost, unavailable.
 	requests *prometheus.CounterVec
+	tunnels  tunnels // forwarded bot WebSockets, closed by Shutdown
 }
 
 // proxyTarget is the context key of a forwarded request's node URL.
@@ -108,11 +109,15 @@ func (s *Server) startCluster(sm seams) error {
 	return nil
 }
 
-// stopCluster leaves the registry (pending tombstones written first). The
-// calls' keys stay, so other nodes read them as ended or lost.
+// stopCluster closes the forwarded bot WebSockets and leaves the registry
+// (pending tombstones written first). The calls' keys stay, so other nodes
+// read them as ended or lost.
 func (s *Server) stopCluster() {
 	if s.cluster == nil {
 		return
+	}
+	if n := s.cluster.tunnels.closeAll(); n > 0 {
+		s.log.Info("closed forwarded bot WebSockets", "count", n)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -348,6 +353,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, nodeURL string)
 		rc := http.NewResponseController(w)
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
+		w = &tunnelWriter{ResponseWriter: w, ts: &s.cluster.tunnels}
 	}
 	// The owner answers CORS itself; drop what the entry node's v1 wrapper
 	// set, or the headers would be doubled (browsers refuse that).

@@ -177,3 +177,45 @@ func TestClusterRedisPasswordNeverLogged(t *testing.T) {
 		t.Fatalf("no cluster log line:\n%s", buf.String())
 	}
 }
+
+// TestClusterBotWebSocketForwarded: a bot WebSocket opened at a node that
+// does not hold the call reaches the call, and the entry node's Shutdown
+// closes the tunnel (the proxy hijacked it, so nothing else would).
+func TestClusterBotWebSocketForwarded(t *testing.T) {
+	rs := redistest.Start(t)
+	a := newFleetBridge(t, Config{APIToken: "tok"}, rs.URL())
+	b := newFleetBridge(t, Config{APIToken: "tok"}, rs.URL())
+	off := newOfferer(t, 64, nil)
+	resp, body := b.do(t, "POST", "/v1/calls", "application/sdp", []byte(off.offer(t)))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	id := strings.TrimPrefix(resp.Header.Get("Location"), b.url+"/v1/calls/")
+	bt := a.dialBot(t, id) // through a, with the token in the header
+	deadline := time.Now().Add(waitTimeout)
+	for b.getInfo(t, id).BotSockets != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the bot socket opened at a never reached the call on b")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := a.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-bt.done:
+	case <-time.After(waitTimeout):
+		t.Fatal("a's Shutdown left the forwarded WebSocket open")
+	}
+	for b.getInfo(t, id).BotSockets != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("b still counts the bot socket")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if info := b.getInfo(t, id); info.State == stateClosed {
+		t.Errorf("the call ended with the entry node: %+v", info)
+	}
+}
