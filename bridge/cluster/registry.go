@@ -207,6 +207,7 @@ func New(cfg Config, log *slog.Logger) (*Registry, error) {
 		healthy: true,
 	}
 	r.log = log.With("node_id", r.id)
+	routeRedisLog(log)
 	go r.heartbeat()
 	r.log.Info("cluster registry", "redis", redact(cfg.RedisURL), "node_url", cfg.NodeURL,
 		"heartbeat", cfg.Heartbeat, "node_ttl", cfg.NodeTTL)
