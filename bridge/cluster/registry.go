@@ -150,6 +150,9 @@ type Registry struct {
 	kick chan struct{} // a heartbeat now (buffered 1)
 	stop chan struct{} // closed by Close
 	done chan struct{} // closed when the heartbeat goroutine ends
+	// stopCtx ends with Close, cutting a heartbeat stuck on a dead Redis.
+	stopCtx    context.Context
+	stopCancel context.CancelFunc
 
 	closeOnce sync.Once
 	mu        sync.Mutex
@@ -191,6 +194,7 @@ func New(cfg Config, log *slog.Logger) (*Registry, error) {
 	// cluster_unavailable, never into requests hanging.
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = time.Second, time.Second, time.Second
 	opt.MaxRetries = 1
+	opt.DialerRetries = 1 // a refused dial is an outage now, not after 5 backoffs
 	opt.DisableIdentity = true // no CLIENT SETINFO (older Redis, Valkey)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -206,6 +210,7 @@ func New(cfg Config, log *slog.Logger) (*Registry, error) {
 		final:   make(map[string]json.RawMessage),
 		healthy: true,
 	}
+	r.stopCtx, r.stopCancel = context.WithCancel(context.Background())
 	r.log = log.With("node_id", r.id)
 	routeRedisLog(log)
 	go r.heartbeat()
@@ -364,7 +369,7 @@ func (r *Registry) heartbeat() {
 	t := time.NewTicker(r.cfg.Heartbeat)
 	defer t.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.Heartbeat+time.Second)
+		ctx, cancel := context.WithTimeout(r.stopCtx, r.cfg.Heartbeat+time.Second)
 		_ = r.write(ctx)
 		cancel()
 		select {
@@ -446,24 +451,25 @@ func (r *Registry) Close(ctx context.Context) error {
 	var err error
 	r.closeOnce.Do(func() {
 		close(r.stop)
+		r.stopCancel()
 		<-r.done
 		r.mu.Lock()
 		for id := range r.live { // calls still running at exit are lost
 			delete(r.live, id)
 		}
-		pending := len(r.final)
 		r.mu.Unlock()
-		if pending > 0 {
-			err = r.write(ctx)
-		}
-		pipe := r.rdb.Pipeline()
-		pipe.Del(ctx, keyPrefix+"node:"+r.id)
-		pipe.ZRem(ctx, keyPrefix+"nodes", r.id)
-		if _, e := pipe.Exec(ctx); e != nil {
-			err = errors.Join(err, fmt.Errorf("%w: %v", ErrUnavailable, e))
+		// The pending tombstones first. With Redis unreachable, do not wait
+		// on it twice: the node's record expires by itself within NodeTTL.
+		if err = r.write(ctx); err == nil {
+			pipe := r.rdb.Pipeline()
+			pipe.Del(ctx, keyPrefix+"node:"+r.id)
+			pipe.ZRem(ctx, keyPrefix+"nodes", r.id)
+			if _, e := pipe.Exec(ctx); e != nil {
+				err = errors.Join(err, fmt.Errorf("%w: %v", ErrUnavailable, e))
+			}
 		}
 		err = errors.Join(err, r.rdb.Close())
-		r.log.Info("left the cluster registry")
+		r.log.Info("left the cluster registry", "err", err)
 	})
 	return err
 }
