@@ -194,7 +194,7 @@ func New(cfg Config, log *slog.Logger) (*Registry, error) {
 	// cluster_unavailable, never into requests hanging.
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = time.Second, time.Second, time.Second
 	opt.MaxRetries = 1
-	opt.DialerRetries = 1 // a refused dial is an outage now, not after 5 backoffs
+	opt.DialerRetries = 1      // a refused dial is an outage now, not after 5 backoffs
 	opt.DisableIdentity = true // no CLIENT SETINFO (older Redis, Valkey)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
