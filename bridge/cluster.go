@@ -27,8 +27,9 @@ const registryTimeout = time.Second
 // clusterNode is the Server's part in a fleet (Config.ClusterRedis): its
 // registry and the reverse proxy to the other nodes.
 type clusterNode struct {
-	reg   *cluster.Registry
-	proxy *httputil.ReverseProxy
+	reg       *cluster.Registry
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport // the proxy's, to the other nodes
 	// requests counts the requests the cluster layer answered or passed on,
 	// by outcome: forwarded, redirected, node_lost, unavailable.
 	requests *prometheus.CounterVec
@@ -90,7 +91,7 @@ func (s *Server) startCluster(sm seams) error {
 		requests.WithLabelValues(o)
 	}
 	s.metrics.reg.MustRegister(requests)
-	s.cluster = &clusterNode{reg: reg, requests: requests, proxy: &httputil.ReverseProxy{
+	s.cluster = &clusterNode{reg: reg, requests: requests, transport: tr, proxy: &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(pr.In.Context().Value(proxyTarget{}).(*url.URL))
 			pr.Out.Host = pr.In.Host // the owner checks Origin against the host the client used
@@ -119,6 +120,7 @@ func (s *Server) stopCluster() {
 	if n := s.cluster.tunnels.closeAll(); n > 0 {
 		s.log.Info("closed forwarded bot WebSockets", "count", n)
 	}
+	s.cluster.transport.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.cluster.reg.Close(ctx); err != nil {
