@@ -313,7 +313,8 @@ type peer struct {
 	lastSeq  uint16
 	last     time.Time
 	maxGap   time.Duration // longest time between two packets
-	wg       sync.WaitGroup
+
+	wg sync.WaitGroup // the track reader; Add under mu (with stopping)
 }
 
 func newPeer(t *testing.T) *peer {
