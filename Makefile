@@ -18,12 +18,12 @@ export CGO_ENABLED := 1
 
 # Debian packages: to build and run, and (in addition) to test.
 DEPS_RUN  := gcc pkg-config libopus-dev libsoxr-dev espeak-ng
-DEPS_TEST := $(DEPS_RUN) chromium sip-tester baresip janus
+DEPS_TEST := $(DEPS_RUN) chromium sip-tester baresip janus redis-server haproxy kamailio
 # bench: the peers (ffmpeg, GStreamer), sox to prepare their input speech, perf
 # to see where the bridge's CPU goes.
 DEPS_BENCH := $(DEPS_RUN) sox ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good linux-perf
 
-.PHONY: all deps deps-test deps-bench build run test vet staticcheck fmt fmt-check unit bench clean
+.PHONY: all deps deps-test deps-bench build run test test-cluster vet staticcheck fmt fmt-check unit bench clean
 
 all: build
 
@@ -75,6 +75,15 @@ unit:
 	$(GO) test $(GOFLAGS_ALL) -race -count=1 -timeout 20m ./...
 
 test: deps-test fmt-check vet staticcheck unit
+
+# test-cluster: the fleet alone (redis-server, three voicebridge processes,
+# HAProxy; the Kamailio config check). make test runs it too, inside unit.
+# More calls: make test-cluster VOICEBRIDGE_FLEET_CALLS=300
+test-cluster: deps-test
+	VOICEBRIDGE_FLEET_CALLS=$(VOICEBRIDGE_FLEET_CALLS) $(GO) test $(GOFLAGS_ALL) -race -count=1 -timeout 5m -v \
+	  -run 'TestFleet|TestKamailioConfig|TestParseConfigClusterFlags' ./cmd/voicebridge/
+	$(GO) test $(GOFLAGS_ALL) -race -count=1 -timeout 5m ./bridge/cluster/...
+	$(GO) test $(GOFLAGS_ALL) -race -count=1 -timeout 5m -run 'TestCluster' ./bridge/
 
 # bench: the Go micro-benchmarks, then the peers (ffmpeg, GStreamer: peers.sh,
 # on the still quiet machine), then the load/latency/cost report of

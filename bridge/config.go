@@ -109,6 +109,15 @@ type Config struct {
 	// included, until the answer) and, separately, the DELETE of its
 	// resource when the call ends. If zero, DefaultWHIPTimeout.
 	WHIPTimeout time.Duration
+
+	// Cluster (README "Run a fleet"). Both empty: the node runs alone.
+
+	// ClusterRedis is the redis://host:port/db URL (Redis or Valkey) of the
+	// fleet's registry. Its password is never logged.
+	ClusterRedis string
+	// NodeURL is this node's base URL (http[s]://host:port) as other nodes
+	// and clients reach it. Required with ClusterRedis.
+	NodeURL string
 }
 
 // validFormats are the output formats both seeds know.
@@ -211,5 +220,8 @@ func (c Config) Validate() error {
 	if len(c.TURNServers) > 0 && (c.TURNUsername == "" || c.TURNPassword == "") {
 		return fmt.Errorf("%w: turn servers need turn-username and turn-password", ErrInvalidConfig)
 	}
-	return c.validateSIP()
+	if err := c.validateSIP(); err != nil {
+		return err
+	}
+	return c.validateCluster()
 }

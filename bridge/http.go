@@ -39,11 +39,11 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) { writeError(w, r, s.log, ErrRouteNotFound) })
 
 	mux := http.NewServeMux()
-	mux.Handle("/v1/", s.v1(api))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.Handle("/v1/", s.v1(s.clusterAPI(api)))
+	mux.Handle("GET /healthz", s.healthz(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
-	})
+	})))
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.HandleFunc("GET /config.json", s.handleConfig)
 	mux.Handle("/", rootHandler())

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -35,6 +36,9 @@ type Server struct {
 
 	wg sync.WaitGroup // one per call being created or running (its supervisor)
 
+	cluster  *clusterNode // nil without Config.ClusterRedis (cluster.go)
+	draining atomic.Bool  // Drain started: /healthz answers 503
+
 	mu sync.Mutex
 	// The following fields are guarded by mu.
 	calls   map[string]*Session
@@ -53,6 +57,8 @@ type seams struct {
 	loopbackOnly bool             // gather ICE candidates on 127.0.0.1 only
 	iceTimeouts  [3]time.Duration // disconnected, failed, keepalive; zero: Pion's
 	ttsServer    tts.ServerConfig // the embedded TTS's configuration (faults)
+	heartbeat    time.Duration    // cluster heartbeat; zero: cluster.DefaultHeartbeat
+	nodeTTL      time.Duration    // cluster node TTL; zero: cluster.DefaultNodeTTL
 }
 
 // New validates cfg, applies its defaults and returns a Server. When
@@ -113,6 +119,12 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 		s.embedded = e
 		s.ttsURL, s.ttsDialect = e.url, e.dialect
 	}
+	if err := s.startCluster(sm); err != nil {
+		if s.embedded != nil {
+			s.embedded.close()
+		}
+		return nil, fmt.Errorf("bridge: join the cluster: %w", err)
+	}
 	s.handler = s.routes()
 	log.Info("bridge ready", "tts", redactURL(s.ttsURL), "dialect", s.ttsDialect,
 		"embedded_tts", s.embedded != nil, "auth", cfg.APIToken != "", "max_calls", cfg.MaxCalls)
@@ -128,6 +140,7 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // embedded TTS. It returns ctx.Err() if ctx ends first (calls keep closing in
 // the background). Safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.stopCluster()
 	s.mu.Lock()
 	s.closing = true
 	calls := make([]*Session, 0, len(s.calls))
@@ -194,6 +207,7 @@ func (s *Server) register(c *Session) error {
 	}
 	s.pending--
 	s.calls[c.id] = c
+	s.clusterCallStarted(c)
 	s.metrics.callsActive.Inc()
 	s.metrics.callsTotal.Inc()
 	go func() {
@@ -208,6 +222,7 @@ func (s *Server) register(c *Session) error {
 // forget moves an ended call from the registry to the bounded ended list.
 func (s *Server) forget(c *Session) {
 	info := c.info()
+	s.clusterCallEnded(c.id, info)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.calls, c.id)

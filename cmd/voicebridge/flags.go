@@ -147,7 +147,11 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	o.logFormat = "text"
 	fs.Var(logFormatValue{&o.logFormat}, "log-format", "log `FORMAT`: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long calls get to end before exit")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long calls get to end before exit (a fleet node first drains for 3/4 of it)")
+
+	// Cluster (README "Run a fleet").
+	fs.StringVar(&cfg.ClusterRedis, "cluster-redis", "", "`URL` redis://[:password@]host:port/db of the fleet's registry (Redis or Valkey); with -node-url, this node joins the fleet (empty: it runs alone)")
+	fs.StringVar(&cfg.NodeURL, "node-url", "", "this node's base `URL` (http://host:port) as other nodes and clients reach it; needed with -cluster-redis")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: voicebridge [flags]\n\n"+
 			"Bridges a voice bot's text to a WebRTC call: text -> streaming TTS -> Opus/RTP.\n"+

@@ -56,7 +56,13 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		ln.Close()
 		return err
 	}
-	return serve(ctx, ln, b.Handler(), log, o.shutdownTimeout, b.Shutdown, "voicebridge listening", "url", "http://"+ln.Addr().String()+"/")
+	timeout := o.shutdownTimeout
+	if o.ClusterRedis != "" {
+		var stop func()
+		ctx, timeout, stop = drainFirst(ctx, b, timeout, log)
+		defer stop()
+	}
+	return serve(ctx, ln, b.Handler(), log, timeout, b.Shutdown, "voicebridge listening", "url", "http://"+ln.Addr().String()+"/")
 }
 
 // serve serves h on ln until ctx ends, then shuts down within timeout: HTTP
