@@ -364,3 +364,149 @@ func TestWireUtteranceWhole(t *testing.T) {
 		})
 	}
 }
+
+// wordsB is a second utterance, on frequencies far from those of words.
+var wordsB = []float64{2300, 2650, 3000}
+
+// TestWireClearLeavesNothing: a generation delivered in real time in 20 ms
+// messages (so libsoxr holds a tail, a frame is partial, drains happen) is
+// cleared mid-word; then another generation is spoken. The receiver hears
+// silence from the frame after the Clear (the frame being written may
+// finish) until the new generation, and nothing of the old one ever again.
+func TestWireClearLeavesNothing(t *testing.T) {
+	const plays = wireRuns
+	var wg sync.WaitGroup
+	errs := make([]error, plays)
+	for i := range plays {
+		if i%4 == 0 {
+			wg.Wait() // four at a time
+		}
+		wg.Go(func() { errs[i] = playClear(t, time.Duration(230+13*i)*time.Millisecond) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("play %d: %v", i, err)
+		}
+	}
+	t.Logf("%d plays", plays)
+}
+
+func playClear(t *testing.T, after time.Duration) error {
+	w := newWireRecorder(t)
+	events := make(chan Event, 16)
+	s, err := NewStream(StreamConfig{Writer: w, OnEvent: func(e Event) { events <- e }})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	w.silence = s.silence
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = s.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+
+	// Generation A in real time until the test stops it.
+	stopA := make(chan struct{})
+	doneA := make(chan error, 1)
+	go func() {
+		d := delivery{rate: 24000, first: 20 * time.Millisecond, chunk: 20 * time.Millisecond, speed: 1}
+		pcm := utterance(d.rate, words)
+		start := time.Now()
+		for off := 0; off < len(pcm); off += 960 {
+			select {
+			case <-stopA:
+				doneA <- nil
+				return
+			case <-time.After(time.Until(start.Add(time.Duration(off/48) * time.Millisecond))):
+			}
+			if err := s.Write(ctx, pcm[off:off+960], d.rate); err != nil {
+				doneA <- err
+				return
+			}
+		}
+		doneA <- nil
+	}()
+	time.Sleep(after)
+	close(stopA)
+	if err := <-doneA; err != nil {
+		return err
+	}
+	k := w.count()
+	s.Clear()
+	if e := <-events; e.Kind != EventSpeaking {
+		return fmt.Errorf("generation A: %v, want speaking", e.Kind)
+	}
+	time.Sleep(5 * FrameDuration)
+	// Generation B, as fast as possible.
+	if _, _, err := (delivery{rate: 24000, first: 100 * time.Millisecond, chunk: 100 * time.Millisecond}).send(ctx, s, utterance(24000, wordsB)); err != nil {
+		return err
+	}
+	for _, want := range []EventKind{EventSpeaking, EventDone} {
+		select {
+		case e := <-events:
+			if e.Kind != want {
+				return fmt.Errorf("generation B: %v, want %v", e.Kind, want)
+			}
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("generation B: no %v", want)
+		}
+	}
+	cancel()
+	<-ran
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	select {
+	case e := <-events:
+		return fmt.Errorf("extra event %v", e.Kind)
+	default:
+	}
+	// From the frame after the one in flight at the Clear: silence until
+	// B's marker, then B alone.
+	b := -1
+	for i := k + 1; i < len(w.pkts); i++ {
+		if w.pkts[i].marker {
+			b = i
+			break
+		}
+		if !w.pkts[i].silence {
+			return fmt.Errorf("packet %d after the Clear (at %d) is speech", i, k)
+		}
+	}
+	if b < 0 {
+		return errors.New("generation B never started")
+	}
+	// Decoded: no word of A in any frame from two frames after the Clear
+	// (the decoder's overlap rings out the frame before) up to B, nor after
+	// B; B's words at their level, with no word of A under them.
+	base := b*FrameSamples + s.lookahead
+	w48, edge := SampleRate*wordMs/1000, SampleRate*10/1000
+	endB := base + len(wordsB)*w48 + 2*FrameSamples
+	for i := (k + 2) * FrameSamples; i+FrameSamples <= len(w.pcm); i += FrameSamples {
+		if i+FrameSamples > b*FrameSamples && i < endB {
+			continue
+		}
+		for _, f := range words {
+			if a := goertzelAmp(w.pcm[i:i+FrameSamples], f); a > wordAmp/100 {
+				return fmt.Errorf("%.0f Hz of the cleared generation at %.1f%% in frame %d (Clear at %d, B from %d)",
+					f, 100*a/wordAmp, i/FrameSamples, k, b)
+			}
+		}
+	}
+	for i, f := range wordsB {
+		seg := w.pcm[base+i*w48+edge : base+(i+1)*w48-edge]
+		amp := goertzelAmp(seg, f)
+		if lvl := db(amp / wordAmp); math.Abs(lvl) > 1.5 {
+			return fmt.Errorf("B word %d (%.0f Hz) at %.1f dB", i, f, lvl)
+		}
+		for _, g := range words {
+			if goertzelAmp(seg, g) > amp/30 {
+				return fmt.Errorf("B word %d (%.0f Hz) carries %.0f Hz of the cleared generation", i, f, g)
+			}
+		}
+	}
+	return nil
+}
