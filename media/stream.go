@@ -101,6 +101,9 @@ type StreamConfig struct {
 	// catch-up frame, at least one frame period behind). It must be cheap,
 	// non-blocking and allocation-free. Nil ok.
 	OnFrame func(pacingError time.Duration, late bool)
+	// OnClose is called once, by the first Close, with the final Stats
+	// (after Run has returned). Nil ok.
+	OnClose func(Stats)
 	// Logger receives rare events (write and encode errors, throttled;
 	// drain errors). If nil, discard.
 	Logger *slog.Logger
@@ -327,6 +330,9 @@ func (s *Stream) Close() error {
 		s.prod.close()
 		s.prodMu.Unlock()
 		_ = s.enc.Close()
+		if s.cfg.OnClose != nil {
+			s.cfg.OnClose(s.Stats())
+		}
 	})
 	return nil
 }
