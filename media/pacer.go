@@ -2,6 +2,9 @@ package media
 
 import (
 	"context"
+	"errors"
+	"math"
+	"runtime"
 	"time"
 )
 
@@ -17,9 +20,15 @@ import (
 // gap rather than a growing delay. Audio is never dropped by the pacer.
 //
 // A frame is speech when a whole frame is queued, otherwise the precomputed
-// silence packet (no encoder run). The marker bit is set on the first speech
-// packet after a silence packet (RFC 3551 §4.1) and only there. No lock is
-// held while the PacketWriter runs.
+// silence packet (no encoder run). A talkspurt starts only when PreRoll is
+// queued, the generation has ended, or PreRollWait has passed since audio
+// started waiting. Inside a talkspurt, when the queue has no whole frame
+// and the producer holds audio (staged, held back by libsoxr, a partial
+// frame), the pacer drains it without waiting for EndGeneration, unless the
+// producer is busy (TryLock): the end of an utterance leaves with the rest
+// of it. The marker bit is set on the
+// first speech packet after a silence packet (RFC 3551 §4.1) and only
+// there. No lock is held while the PacketWriter runs.
 func (s *Stream) Run(ctx context.Context) error {
 	if s.started.Swap(true) {
 		return ErrRunning
@@ -72,13 +81,50 @@ func (s *Stream) Run(ctx context.Context) error {
 	}
 }
 
-// sendFrame builds and writes the packet for grid slot n. Allocation-free.
+// minLead is how long audio waits before a talkspurt starts, unless its
+// generation has ended, however much of it is queued: a TTS that sends
+// exactly in real time (each message when its audio is due) is then at
+// least this far ahead of the pacer, so that when the queue runs dry on
+// libsoxr's held-back output the drain's provisional frame is still queued
+// when the next message comes, and is taken back (seamless). Measured: one
+// frame (audio is first seen 0-20 ms after it came) failed a few runs in a
+// hundred under -race on a loaded machine; two did not.
+const minLead = 2 * FrameDuration
+
+// sendFrame builds and writes the packet for grid slot n. Allocation-free
+// (a drain, once per utterance end, calls libsoxr, which allocates).
 func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
-	ok, epoch := s.q.pop(s.frame)
+	need := 1
+	waited := false
+	if !s.lastSpch {
+		switch waiting := now.Sub(s.waitFrom); {
+		case s.gap == 1 && s.holding.Load():
+			// One frame of underrun: go on with what there is.
+			need = 1
+		case s.cfg.PreRoll < 0:
+			need = 1
+		case s.waitFrom.IsZero() || waiting < minLead:
+			// Audio seen first less than minLead ago starts a talkspurt only
+			// if its generation has ended (see minLead).
+			need = math.MaxInt
+		case waiting >= s.cfg.PreRollWait:
+			need, waited = 1, true
+		default:
+			need = s.preRoll
+		}
+	}
+	ok, epoch, left := s.q.pop(s.frame, need)
+	if !ok && need == 1 && s.holding.Load() {
+		// The queue ran dry inside a talkspurt (or the pre-roll wait is
+		// over): queue what the producer holds and try again.
+		s.drain()
+		ok, epoch, left = s.q.pop(s.frame, 1)
+	}
 	if epoch != s.epoch {
 		// A Clear ran: the generation in flight is abandoned.
 		s.epoch = epoch
-		s.genOpen = false
+		s.genOpen, s.gap = false, 0
+		s.waitFrom = time.Time{}
 	}
 	payload := s.silence
 	speech := false
@@ -88,7 +134,10 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		}
 		k, err := s.enc.Encode(s.frame, s.payload)
 		if err != nil {
-			s.c.encodeErrs.Add(1)
+			// Throttled: the first error, then one line per 30 s of errors.
+			if n := s.c.encodeErrs.Add(1); n == 1 || n%1500 == 0 {
+				s.log.Warn("media: opus encode failed; silence sent", "err", err, "errors", n)
+			}
 		} else {
 			payload, speech = s.payload[:k], true
 		}
@@ -96,7 +145,7 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	// Clear between pop and here: the next frame on the wire is silence.
 	if speech && s.q.currentEpoch() != epoch {
 		payload, speech = s.silence, false
-		s.genOpen = false
+		s.genOpen, s.gap = false, 0
 	}
 	marker := speech && !s.lastSpch
 	s.pkt.Marker = marker
@@ -118,13 +167,20 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	}
 	if speech {
 		s.c.speechFrames.Add(1)
+		if s.gap > 0 && s.genOpen {
+			s.c.underruns.Add(s.gap) // the generation went on after a gap
+		}
+		s.gap = 0
 		if marker {
 			s.c.talkspurts.Add(1)
+			if waited {
+				s.c.preRollWaits.Add(1)
+			}
 		}
 	} else {
 		s.c.silenceFrames.Add(1)
 		if s.genOpen {
-			s.c.underruns.Add(1)
+			s.gap++
 		}
 	}
 	s.lastSpch = speech
@@ -136,9 +192,63 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		s.emit(EventSpeaking, now)
 	}
 	for range s.q.takeEnds(epoch) {
-		s.genOpen = false
+		if !s.genOpen { // an empty generation (or one whose frames all failed to encode)
+			s.emit(EventSpeaking, now)
+		}
+		s.genOpen, s.gap = false, 0
 		s.c.generations.Add(1)
 		s.emit(EventDone, now)
+	}
+	switch {
+	case speech:
+		s.waitFrom = time.Time{}
+	case left > 0 || s.holding.Load():
+		if s.waitFrom.IsZero() {
+			s.waitFrom = now
+		}
+	default:
+		s.waitFrom = time.Time{}
+	}
+}
+
+// drainSpin bounds how long the pacer polls prodMu while a Write or
+// EndGeneration is in progress. With the queue empty they cannot be waiting
+// for room, so they are resampling or queueing: CPU work that ends. Then
+// its audio may well be queued already.
+const drainSpin = time.Millisecond
+
+// drain queues what the producer holds (producer.drain). If the producer is
+// busy, it polls TryLock for at most drainSpin: the pacer never waits on
+// the producer's lock.
+func (s *Stream) drain() {
+	if !s.holding.Load() {
+		return
+	}
+	if !s.prodMu.TryLock() {
+		until := time.Now().Add(drainSpin)
+		for {
+			runtime.Gosched()
+			if s.prodMu.TryLock() {
+				break
+			}
+			if time.Now().After(until) {
+				return
+			}
+		}
+	}
+	defer s.prodMu.Unlock()
+	p := &s.prod
+	ok, err := p.drain()
+	if err != nil {
+		if !errors.Is(err, ErrCleared) {
+			s.log.Warn("media: drain failed; the held audio is dropped", "err", err)
+		}
+		p.drop()
+		p.sync()
+	}
+	p.publish()
+	if ok {
+		s.c.drains.Add(1)
 	}
 }
 

@@ -105,9 +105,12 @@ func TestPacerEmptyGeneration(t *testing.T) {
 	}
 	h.steps(1)
 	h.stop()
-	ev, _ := h.eventsCopy()
-	if len(ev) != 1 || ev[0].Kind != EventDone {
-		t.Fatalf("events %v, want one done", ev)
+	ev, idx := h.eventsCopy()
+	if len(ev) != 2 || ev[0].Kind != EventSpeaking || ev[1].Kind != EventDone || idx[0] != idx[1] {
+		t.Fatalf("events %v at packets %v, want speaking and done on one frame", ev, idx)
+	}
+	if got := h.frameString(); got != ".." {
+		t.Errorf("frames %s, want silence only", got)
 	}
 }
 
@@ -339,8 +342,9 @@ func TestWriteContextCancelled(t *testing.T) {
 		t.Fatalf("Write: %v, want context.Canceled", err)
 	}
 	// The next generation starts on a frame boundary: 1.5 frames in, two
-	// frames out (the queued 2 frames of the abandoned write play first).
-	h.steps(2)
+	// frames out (the queued 2 frames of the abandoned write play first,
+	// after the pre-roll lead: its generation never ended).
+	h.stepUntil(10, func() bool { return h.s.Stats().QueuedFrames == 0 })
 	if err := h.s.Write(context.Background(), ramp(1, 3*FrameSamples/4), 24000); err != nil {
 		t.Fatal(err)
 	}
@@ -469,12 +473,12 @@ func TestWriteErrorsCounted(t *testing.T) {
 // the marker bit again, and the generation still gets one speaking and one
 // done.
 func TestUnderrunInsideGeneration(t *testing.T) {
-	h := newHarness(t, harnessOpt{})
+	h := newHarness(t, harnessOpt{cfg: StreamConfig{PreRoll: -1}})
 	ctx := context.Background()
 	if err := h.s.Write(ctx, ramp(1, FrameSamples), 24000); err != nil { // 2 frames
 		t.Fatal(err)
 	}
-	h.steps(4)
+	h.steps(4)                                                                // 2 speech, 2 silence
 	if err := h.s.Write(ctx, ramp(5000, FrameSamples/2), 24000); err != nil { // 1 frame
 		t.Fatal(err)
 	}
@@ -491,6 +495,7 @@ func TestUnderrunInsideGeneration(t *testing.T) {
 	if len(ev) != 2 || ev[0].Kind != EventSpeaking || ev[1].Kind != EventDone || idx[1] != 6 {
 		t.Fatalf("events %v at %v", ev, idx)
 	}
+	// The 2 silence frames are underruns: the generation went on after them.
 	if st := h.s.Stats(); st.Underruns != 2 || st.Talkspurts != 2 || st.Generations != 1 {
 		t.Errorf("stats %+v", st)
 	}

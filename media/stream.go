@@ -40,9 +40,13 @@ const (
 	// speech packet after them carries the marker bit, but no second
 	// EventSpeaking is sent.
 	EventSpeaking EventKind = iota + 1
-	// EventDone: the last frame of a generation went on the wire (for an
-	// empty generation: at the next frame). Never sent for a generation
-	// abandoned by Clear.
+	// EventDone: the last frame of a generation went on the wire. Every
+	// EndGeneration that returned nil gets exactly one EventSpeaking and one
+	// EventDone, in order, after the previous generation's EventDone; an
+	// empty generation (no audio since the last EndGeneration) gets both on
+	// the same frame, the frame after the previous generation's last one
+	// (or the next frame when idle). Never sent for a generation abandoned
+	// by Clear.
 	EventDone
 )
 
@@ -78,6 +82,18 @@ type StreamConfig struct {
 	// scheduling hiccup; beyond that it skips ahead on the wall-clock grid.
 	// If zero, 3. Negative means never catch up (always skip).
 	MaxCatchUp int
+	// PreRoll is how much audio must be queued, in whole 20 ms frames
+	// rounded up, before a talkspurt starts, so that its first frames play
+	// without a gap while the TTS and libsoxr (which releases output in
+	// blocks) catch up. A talkspurt also starts when the generation has
+	// ended (all of it is queued) or PreRollWait after audio first waited.
+	// If zero, DefaultPreRoll; negative: start on the first whole frame
+	// (no pre-roll, no lead; drains still happen).
+	PreRoll time.Duration
+	// PreRollWait bounds the pre-roll: once audio has waited this long, the
+	// pacer drains what the producer holds (see EndGeneration) and starts
+	// the talkspurt. If zero, DefaultPreRollWait. Negative is an error.
+	PreRollWait time.Duration
 	// OnEvent is called from the pacer goroutine after the frame concerned
 	// was written. It must not block. Nil: events are dropped.
 	OnEvent func(Event)
@@ -86,7 +102,11 @@ type StreamConfig struct {
 	// catch-up frame, at least one frame period behind). It must be cheap,
 	// non-blocking and allocation-free. Nil ok.
 	OnFrame func(pacingError time.Duration, late bool)
-	// Logger receives rare events (write errors, throttled). If nil, discard.
+	// OnClose is called once, by the first Close, with the final Stats
+	// (after Run has returned). Nil ok.
+	OnClose func(Stats)
+	// Logger receives rare events (write and encode errors, throttled;
+	// drain errors). If nil, discard.
 	Logger *slog.Logger
 }
 
@@ -94,6 +114,10 @@ type StreamConfig struct {
 const (
 	DefaultQueueDuration = 3 * time.Second
 	DefaultMaxCatchUp    = 3
+	// DefaultPreRoll: see the package README for the measurement.
+	DefaultPreRoll = 60 * time.Millisecond
+	// DefaultPreRollWait: see the package README for the measurement.
+	DefaultPreRollWait = 200 * time.Millisecond
 )
 
 // Stats is a snapshot of a Stream's counters.
@@ -103,18 +127,22 @@ type Stats struct {
 	SilenceFrames uint64 // precomputed silence packets
 	LateFrames    uint64 // frames sent one frame period or more behind their deadline (catch-up)
 	SkippedFrames uint64 // grid slots skipped after a hiccup longer than MaxCatchUp
-	Underruns     uint64 // silence frames sent in the middle of a generation (producer too slow)
+	Underruns     uint64 // silence frames between two speech frames of one generation (producer too slow)
 	Generations   uint64 // EventDone count
 	Talkspurts    uint64 // packets sent with the marker bit
 	Clears        uint64 // Clear calls
 	WriteErrors   uint64 // PacketWriter errors (the frame is counted as sent)
 	EncodeErrors  uint64 // encoder errors (silence sent instead)
+	Drains        uint64 // times the pacer drained the producer: the queue ran dry inside a talkspurt
+	Resumes       uint64 // drains whose padding was taken back because more audio came in time (seamless)
+	PreRollWaits  uint64 // talkspurts started because PreRollWait ran out, not on PreRoll or a generation end
 	QueuedFrames  int    // whole frames waiting now
 }
 
 type counters struct {
 	framesSent, speechFrames, silenceFrames, lateFrames, skippedFrames  atomic.Uint64
 	underruns, generations, talkspurts, clears, writeErrors, encodeErrs atomic.Uint64
+	drains, resumes, preRollWaits                                       atomic.Uint64
 }
 
 // Stream turns PCM16 chunks into a paced Opus/RTP stream. Write and
@@ -134,8 +162,11 @@ type Stream struct {
 	started   atomic.Bool
 	runDone   chan struct{} // closed when Run returns
 
-	prodMu sync.Mutex // serializes Write/EndGeneration; guards prod
+	prodMu sync.Mutex // serializes Write/EndGeneration and the pacer's drain; guards prod
 	prod   producer
+	// holding: the producer has audio not yet in whole frames (see
+	// producer.holding); read by the pacer without prodMu.
+	holding atomic.Bool
 
 	// Pacer state: only the Run goroutine touches these.
 	enc      Encoder
@@ -149,6 +180,9 @@ type Stream struct {
 	lastSpch bool // previous packet was speech
 	genOpen  bool // EventSpeaking sent, EventDone not yet
 	epoch    uint64
+	preRoll  int       // frames needed to start a talkspurt
+	waitFrom time.Time // when audio started waiting for the pre-roll; zero if none
+	gap      uint64    // silence frames since the last speech frame of the open generation
 
 	lookahead int // enc.Lookahead(), read by the producer
 }
@@ -164,6 +198,15 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 	}
 	if cfg.Resampler < ResampleDefault || cfg.Resampler > ResampleVeryHigh {
 		return nil, fmt.Errorf("%w: resampler quality %d", ErrInvalidConfig, int(cfg.Resampler))
+	}
+	if cfg.PreRollWait < 0 {
+		return nil, fmt.Errorf("%w: negative PreRollWait", ErrInvalidConfig)
+	}
+	if cfg.PreRollWait == 0 {
+		cfg.PreRollWait = DefaultPreRollWait
+	}
+	if cfg.PreRoll == 0 {
+		cfg.PreRoll = DefaultPreRoll
 	}
 	if cfg.QueueDuration < 0 {
 		return nil, fmt.Errorf("%w: negative QueueDuration", ErrInvalidConfig)
@@ -203,6 +246,7 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 	}
 	frames := int((cfg.QueueDuration + FrameDuration - 1) / FrameDuration)
 	s.q = newFrameQueue(frames)
+	s.preRoll = max(1, min(frames, int((cfg.PreRoll+FrameDuration-1)/FrameDuration)))
 	enc, err := s.newEncoder(cfg.Encoder)
 	if err != nil {
 		return nil, err
@@ -244,7 +288,8 @@ func silenceFrame(newEnc EncoderFactory, cfg EncoderConfig) ([]byte, error) {
 }
 
 // Clear drops every queued frame and the producer's pending audio: the next
-// frame on the wire is silence (a frame already being written may finish).
+// frame on the wire is silence (a frame already being written may finish),
+// and the next talkspurt starts with a fresh pre-roll.
 // A Write or EndGeneration in progress returns ErrCleared. No EventDone is
 // sent for the abandoned generation. Safe from any goroutine.
 func (s *Stream) Clear() {
@@ -266,6 +311,9 @@ func (s *Stream) Stats() Stats {
 		Clears:        s.c.clears.Load(),
 		WriteErrors:   s.c.writeErrors.Load(),
 		EncodeErrors:  s.c.encodeErrs.Load(),
+		Drains:        s.c.drains.Load(),
+		Resumes:       s.c.resumes.Load(),
+		PreRollWaits:  s.c.preRollWaits.Load(),
 		QueuedFrames:  s.q.frames(),
 	}
 }
@@ -283,6 +331,9 @@ func (s *Stream) Close() error {
 		s.prod.close()
 		s.prodMu.Unlock()
 		_ = s.enc.Close()
+		if s.cfg.OnClose != nil {
+			s.cfg.OnClose(s.Stats())
+		}
 	})
 	return nil
 }
