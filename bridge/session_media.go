@@ -11,6 +11,7 @@ import (
 
 	"github.com/voicebridge/voicebridge/media"
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 	"github.com/voicebridge/voicebridge/web"
 )
 
@@ -258,7 +259,7 @@ func (h ttsHandler) Event(e tts.Event) {
 // embeddedTTS is the TTS server voicebridge runs on loopback by default: a
 // real WebSocket server, so the client is exercised as against a hosted one.
 type embeddedTTS struct {
-	rs      *tts.RunningServer
+	rs      *ttsserver.RunningServer
 	url     string
 	dialect tts.Dialect
 }
@@ -266,7 +267,7 @@ type embeddedTTS struct {
 // startEmbeddedTTS starts the embedded TTS on a free loopback port. It speaks
 // cfg.TTSDialect, munsit if empty (it has clear, flush and output_format).
 // It lives until close, whatever ctx does.
-func startEmbeddedTTS(ctx context.Context, cfg Config, log *slog.Logger, scfg tts.ServerConfig) (*embeddedTTS, error) {
+func startEmbeddedTTS(ctx context.Context, cfg Config, log *slog.Logger, scfg ttsserver.ServerConfig) (*embeddedTTS, error) {
 	d := cfg.TTSDialect
 	if d == "" {
 		d = tts.DialectMunsit
@@ -274,7 +275,7 @@ func startEmbeddedTTS(ctx context.Context, cfg Config, log *slog.Logger, scfg tt
 	if scfg.Logger == nil {
 		scfg.Logger = log.With("component", "embedded-tts")
 	}
-	rs, err := tts.Start(context.WithoutCancel(ctx), "127.0.0.1:0", scfg)
+	rs, err := ttsserver.Start(context.WithoutCancel(ctx), "127.0.0.1:0", scfg)
 	if err != nil {
 		return nil, err
 	}

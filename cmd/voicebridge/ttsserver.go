@@ -9,7 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 )
 
 // DefaultTTSServerListen is the default address of voicebridge tts-server.
@@ -45,7 +45,7 @@ func parseTTSServer(args []string, lookupEnv func(string) (string, bool), out io
 			"  faseeh: ws://ADDR%s\n  munsit: ws://ADDR%s\n"+
 			"Speech comes from espeak-ng when installed, otherwise a voice-like test signal.\n\n"+
 			"Every flag can also be set by its environment variable; a flag wins over its variable.\n\n",
-			tts.FaseehPath, tts.MunsitPath)
+			ttsserver.FaseehPath, ttsserver.MunsitPath)
 		printFlags(fs, ttsServerEnvName)
 	}
 	if err := applyEnv(fs, ttsServerEnvName, lookupEnv); err != nil {
@@ -68,7 +68,7 @@ func runTTSServer(ctx context.Context, args []string, lookupEnv func(string) (st
 		return err
 	}
 	log := newLogger(stderr, o.logFormat, o.logLevel)
-	err = tts.ListenAndServe(ctx, o.listen, tts.ServerConfig{APIKey: o.apiKey, Logger: log})
+	err = ttsserver.ListenAndServe(ctx, o.listen, ttsserver.ServerConfig{APIKey: o.apiKey, Logger: log})
 	if ctx.Err() != nil && errors.Is(err, context.Cause(ctx)) {
 		log.Info("stopped")
 		return nil

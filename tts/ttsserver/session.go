@@ -1,4 +1,4 @@
-package tts
+package ttsserver
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // Error codes the embedded munsit dialect sends (the seed shows 40101 and
@@ -26,7 +27,7 @@ const (
 // generations one after another.
 type session struct {
 	s      *Server
-	d      Dialect
+	d      tts.Dialect
 	ws     *websocket.Conn
 	log    *slog.Logger
 	faulty bool // Faults' error/drop apply to this connection
@@ -72,7 +73,7 @@ type ctrlMsg struct {
 	close int    // >0: send a close frame with this code after data, then end
 }
 
-func newSession(s *Server, d Dialect, ws *websocket.Conn, r *http.Request) *session {
+func newSession(s *Server, d tts.Dialect, ws *websocket.Conn, r *http.Request) *session {
 	ss := &session{
 		s:     s,
 		d:     d,
@@ -162,7 +163,7 @@ func (ss *session) serve() {
 			ss.mu.Lock()
 			ss.voice = m.voiceID
 			if m.outputFormat != "" {
-				ss.rate = outputFormats[m.outputFormat]
+				ss.rate, _ = tts.FormatSampleRate(m.outputFormat)
 			}
 			if m.speed != nil {
 				ss.speed = *m.speed
@@ -225,7 +226,7 @@ func (ss *session) sendError(code int, msg string, closeCode int) {
 
 func (ss *session) errorMsg(code int, msg string) []byte {
 	var b []byte
-	if ss.d == DialectMunsit {
+	if ss.d == tts.DialectMunsit {
 		b, _ = json.Marshal(munsitError{Type: "error", ErrorCode: code, ErrorMessage: msg})
 	} else {
 		b, _ = json.Marshal(faseehError{Type: "error", Message: msg})

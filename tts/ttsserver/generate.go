@@ -1,9 +1,11 @@
-package tts
+package ttsserver
 
 import (
 	"encoding/base64"
 	"strconv"
 	"time"
+
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // drainCtrl writes the control messages already queued, so that they keep
@@ -107,7 +109,7 @@ func (ss *session) generate(j *genJob, voice string, rate int, speed float64) bo
 		genChunks++
 		played += time.Duration(int64(n) * int64(time.Second) / int64(2*rate))
 	}
-	if ss.d == DialectFaseeh || cfg.MunsitIsFinal {
+	if ss.d == tts.DialectFaseeh || cfg.MunsitIsFinal {
 		return ss.drainCtrl() && ss.write(ss.audioMsg(nil, rate, true))
 	}
 	return true
@@ -140,7 +142,7 @@ func (ss *session) audioMsg(pcm []byte, rate int, final bool) []byte {
 	b = base64.StdEncoding.AppendEncode(b, pcm)
 	b = append(b, `","sampleRate":`...)
 	b = strconv.AppendInt(b, int64(rate), 10)
-	if ss.d == DialectFaseeh || final {
+	if ss.d == tts.DialectFaseeh || final {
 		b = append(b, `,"isFinal":`...)
 		b = strconv.AppendBool(b, final)
 	}
