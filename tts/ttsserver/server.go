@@ -89,6 +89,15 @@ type Faults struct {
 	// rest is delivered at SwitchRate (a sample-rate change mid-stream).
 	SwitchRateAfterChunks int
 	SwitchRate            int
+	// ClearLag > 0: munsit, after reading {"type":"clear"} the generation
+	// under way goes on sending its audio for ClearLag more (at its pace),
+	// as a hosted service whose synthesis stops a little after its reader
+	// saw the clear. Generations not yet started are dropped at once.
+	ClearLag time.Duration
+	// ReaderPongs answers WebSocket pings at once from the read loop, as
+	// hosted services (and gorilla/websocket's default handler) do, rather
+	// than in order with the audio written: a pong then fences nothing.
+	ReaderPongs bool
 }
 
 // Defaults of ServerConfig's zero fields.
@@ -108,6 +117,11 @@ type ServerConfig struct {
 	APIKey string
 	// ChunkDuration is the audio per message. If zero, DefaultChunkDuration.
 	ChunkDuration time.Duration
+	// FirstChunkDuration is the audio in the first message of each
+	// generation (a hosted TTS often sends a short first chunk: 10 to
+	// 200 ms). If zero, the first message is like the others. Applies with
+	// ChunkByDuration and ChunkOdd.
+	FirstChunkDuration time.Duration
 	// FirstChunkDelay is the latency from a trigger to its first chunk. If
 	// zero, DefaultFirstChunkDelay; negative: none.
 	FirstChunkDelay time.Duration
@@ -280,6 +294,12 @@ func (s *Server) Connections() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// Accepted returns how many WebSocket connections the server has accepted
+// since it started (what clients cost it in connections).
+func (s *Server) Accepted() int {
+	return int(s.accepted.Load())
 }
 
 // Syntheses returns how many syntheses have run (cache misses), for tests
