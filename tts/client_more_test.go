@@ -479,36 +479,3 @@ func TestInitTimeout(t *testing.T) {
 		t.Fatalf("got %v, want a network error about connectionInitialized", err)
 	}
 }
-
-// TestClearBarrierNonEchoingPeer: a munsit peer that answers pings with an
-// empty payload still lets audio through after a Clear.
-func TestClearBarrierNonEchoingPeer(t *testing.T) {
-	base := wsPeer(t, func(ws *websocket.Conn) {
-		ws.SetPingHandler(func(string) error {
-			return ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
-		})
-		if _, _, err := ws.ReadMessage(); err != nil {
-			return
-		}
-		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"connectionInitialized"}`))
-		for {
-			_, data, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			if strings.Contains(string(data), `"text"`) {
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"audio":"AQIDBA==","sampleRate":24000}`))
-			}
-		}
-	})
-	rec := newRecorder()
-	c := dial(t, tts.ClientConfig{URL: base + ttsserver.MunsitPath, VoiceID: "v"}, rec)
-	ctx := context.Background()
-	if err := c.Clear(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SendText(ctx, "after the clear", true, false); err != nil {
-		t.Fatal(err)
-	}
-	rec.waitAudio(t)
-}

@@ -3,14 +3,11 @@ package tts_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"github.com/voicebridge/voicebridge/tts"
 	"github.com/voicebridge/voicebridge/tts/ttsserver"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -29,51 +26,6 @@ func TestRoundTrip(t *testing.T) {
 			pcm, rates, _ := rec.snapshot()
 			if len(pcm) < 24000 || len(rates) != 1 || rates[0] != 24000 {
 				t.Fatalf("got %d bytes at %v", len(pcm), rates)
-			}
-		})
-	}
-}
-
-func TestReconnectNoTextLost(t *testing.T) {
-	for _, d := range []tts.Dialect{tts.DialectFaseeh, tts.DialectMunsit} {
-		t.Run(string(d), func(t *testing.T) {
-			var mu sync.Mutex
-			var texts []string // text messages the server received, in order
-			rs := startServer(t, ttsserver.ServerConfig{
-				MunsitIsFinal: true,
-				Faults:        ttsserver.Faults{DropAfterChunks: 2, Times: 1},
-				OnMessage: func(_ tts.Dialect, msg []byte) {
-					var m struct{ Type, Text string }
-					_ = json.Unmarshal(msg, &m)
-					if m.Type == "text" {
-						mu.Lock()
-						texts = append(texts, m.Text)
-						mu.Unlock()
-					}
-				},
-			})
-			rec := newRecorder()
-			cfg := clientConfig(rs, d)
-			cfg.RedialBackoff = time.Millisecond
-			cfg.QuietPeriod = guard // ends come from isFinal only
-			c := dial(t, cfg, rec)
-			ctx := context.Background()
-			if err := c.SendText(ctx, "first sentence that is long enough to span chunks. ", true, false); err != nil {
-				t.Fatal(err)
-			}
-			rec.waitEvent(t, tts.EventDisconnected)
-			if err := c.SendText(ctx, "second sentence", true, false); err != nil {
-				t.Fatal(err)
-			}
-			rec.waitEvent(t, tts.EventReconnected)
-			rec.waitEnd(t) // one isFinal per trigger
-			rec.waitEnd(t)
-			mu.Lock()
-			got := strings.Join(texts, "|")
-			mu.Unlock()
-			want := "first sentence that is long enough to span chunks. |first sentence that is long enough to span chunks. |second sentence"
-			if got != want {
-				t.Fatalf("server got texts %q, want %q", got, want)
 			}
 		})
 	}

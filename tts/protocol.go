@@ -177,7 +177,6 @@ type frame struct {
 	final bool
 	err   *Error // frameError: the service's error
 	perr  *Error // the message did not decode (set by the reader)
-	pong  uint64 // highest barrier pong read before this message
 
 	buf  []byte
 	wire serverWire
