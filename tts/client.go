@@ -350,8 +350,12 @@ func (c *Client) handle(conn *wsConn, f *frame, timer *time.Timer) {
 // endGeneration reports the end of the oldest outstanding generation, or
 // of every outstanding one when inferred by the timer (the service was
 // quiet: whatever it was asked for has been said), one GenerationEnd per
-// generation, in order. It forgets their text.
+// generation, in order. It forgets their text. The calls are made under
+// the deliver semaphore, so a Clear either precedes them (and they are not
+// made) or waits for them.
 func (c *Client) endGeneration(inferred bool) {
+	c.deliver <- struct{}{}
+	defer func() { <-c.deliver }()
 	c.mu.Lock()
 	if c.outstanding == 0 {
 		c.mu.Unlock()
@@ -397,6 +401,8 @@ func (c *Client) dropOldest() string {
 // GenerationEnd (the audio it did deliver plays to its end). Called on the
 // run goroutine after the connection ended.
 func (c *Client) interrupted() {
+	c.deliver <- struct{}{}
+	defer func() { <-c.deliver }()
 	c.mu.Lock()
 	if c.outstanding == 0 || !c.audioSeen {
 		c.mu.Unlock()

@@ -4,8 +4,9 @@ import "fmt"
 
 // Handler receives everything a Client reads. Its methods are called from
 // one goroutine owned by the Client, in wire order, never concurrently.
-// They must not call the Client's Clear or Close (SendText is fine): those
-// wait for the goroutine that is calling the Handler.
+// They must not call the Client's Clear or Close (SendText is fine), nor
+// wait for anything that waits for Clear: Clear waits for an Audio,
+// GenerationEnd or EventInterrupted call in progress.
 type Handler interface {
 	// Audio delivers whole little-endian PCM16 mono samples (a dangling
 	// odd byte is carried to the next chunk of the same rate) at the
