@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -17,9 +18,15 @@ import (
 // gap rather than a growing delay. Audio is never dropped by the pacer.
 //
 // A frame is speech when a whole frame is queued, otherwise the precomputed
-// silence packet (no encoder run). The marker bit is set on the first speech
-// packet after a silence packet (RFC 3551 §4.1) and only there. No lock is
-// held while the PacketWriter runs.
+// silence packet (no encoder run). A talkspurt starts only when PreRoll is
+// queued, the generation has ended, or PreRollWait has passed since audio
+// started waiting (then the producer is drained first). Inside a talkspurt,
+// when a frame leaves the queue empty and the producer holds audio (staged,
+// held back by libsoxr, a partial frame), the pacer drains it without
+// waiting for EndGeneration, if the producer is not busy (TryLock): the end
+// of an utterance leaves with the rest of it. The marker bit is set on the
+// first speech packet after a silence packet (RFC 3551 §4.1) and only
+// there. No lock is held while the PacketWriter runs.
 func (s *Stream) Run(ctx context.Context) error {
 	if s.started.Swap(true) {
 		return ErrRunning
@@ -72,13 +79,26 @@ func (s *Stream) Run(ctx context.Context) error {
 	}
 }
 
-// sendFrame builds and writes the packet for grid slot n. Allocation-free.
+// sendFrame builds and writes the packet for grid slot n. Allocation-free
+// (a drain, once per utterance end, calls libsoxr, which allocates).
 func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
-	ok, epoch := s.q.pop(s.frame)
+	need := 1
+	waited := false
+	if !s.lastSpch {
+		need = s.preRoll
+		if !s.waitFrom.IsZero() && now.Sub(s.waitFrom) >= s.cfg.PreRollWait {
+			s.drain()
+			need, waited = 1, true
+		}
+	} else if s.dry {
+		s.drain() // the drain after the last frame could not take prodMu
+	}
+	ok, epoch, left := s.q.pop(s.frame, need)
 	if epoch != s.epoch {
 		// A Clear ran: the generation in flight is abandoned.
 		s.epoch = epoch
 		s.genOpen = false
+		s.waitFrom = time.Time{}
 	}
 	payload := s.silence
 	speech := false
@@ -88,7 +108,10 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		}
 		k, err := s.enc.Encode(s.frame, s.payload)
 		if err != nil {
-			s.c.encodeErrs.Add(1)
+			// Throttled: the first error, then one line per 30 s of errors.
+			if n := s.c.encodeErrs.Add(1); n == 1 || n%1500 == 0 {
+				s.log.Warn("media: opus encode failed; silence sent", "err", err, "errors", n)
+			}
 		} else {
 			payload, speech = s.payload[:k], true
 		}
@@ -120,6 +143,9 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		s.c.speechFrames.Add(1)
 		if marker {
 			s.c.talkspurts.Add(1)
+			if waited {
+				s.c.preRollWaits.Add(1)
+			}
 		}
 	} else {
 		s.c.silenceFrames.Add(1)
@@ -136,9 +162,49 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		s.emit(EventSpeaking, now)
 	}
 	for range s.q.takeEnds(epoch) {
+		if !s.genOpen { // an empty generation (or one whose frames all failed to encode)
+			s.emit(EventSpeaking, now)
+		}
 		s.genOpen = false
 		s.c.generations.Add(1)
 		s.emit(EventDone, now)
+	}
+	switch {
+	case speech:
+		s.waitFrom = time.Time{}
+		s.dry = left == 0
+		if s.dry {
+			s.drain()
+		}
+	case left > 0 || s.holding.Load():
+		if s.waitFrom.IsZero() {
+			s.waitFrom = now
+		}
+	default:
+		s.waitFrom = time.Time{}
+	}
+}
+
+// drain queues what the producer holds (producer.drain) unless the producer
+// is busy in Write or EndGeneration: the pacer never waits for it.
+func (s *Stream) drain() {
+	if !s.holding.Load() || !s.prodMu.TryLock() {
+		return
+	}
+	defer s.prodMu.Unlock()
+	p := &s.prod
+	ok, err := p.drain()
+	if err != nil {
+		if !errors.Is(err, ErrCleared) {
+			s.log.Warn("media: drain failed; the held audio is dropped", "err", err)
+		}
+		p.drop()
+		p.sync()
+	}
+	p.publish()
+	if ok {
+		s.dry = false
+		s.c.drains.Add(1)
 	}
 }
 

@@ -105,9 +105,12 @@ func TestPacerEmptyGeneration(t *testing.T) {
 	}
 	h.steps(1)
 	h.stop()
-	ev, _ := h.eventsCopy()
-	if len(ev) != 1 || ev[0].Kind != EventDone {
-		t.Fatalf("events %v, want one done", ev)
+	ev, idx := h.eventsCopy()
+	if len(ev) != 2 || ev[0].Kind != EventSpeaking || ev[1].Kind != EventDone || idx[0] != idx[1] {
+		t.Fatalf("events %v at packets %v, want speaking and done on one frame", ev, idx)
+	}
+	if got := h.frameString(); got != ".." {
+		t.Errorf("frames %s, want silence only", got)
 	}
 }
 
@@ -469,7 +472,7 @@ func TestWriteErrorsCounted(t *testing.T) {
 // the marker bit again, and the generation still gets one speaking and one
 // done.
 func TestUnderrunInsideGeneration(t *testing.T) {
-	h := newHarness(t, harnessOpt{})
+	h := newHarness(t, harnessOpt{cfg: StreamConfig{PreRoll: -1}})
 	ctx := context.Background()
 	if err := h.s.Write(ctx, ramp(1, FrameSamples), 24000); err != nil { // 2 frames
 		t.Fatal(err)

@@ -120,22 +120,38 @@ func (q *frameQueue) markEnd(epoch uint64) (bool, error) {
 }
 
 // pop copies the oldest committed frame into dst and reports whether there
-// was one, with the epoch it belongs to.
-func (q *frameQueue) pop(dst []int16) (ok bool, epoch uint64) {
+// was one, with the epoch it belongs to and the whole frames left behind it.
+// It pops only when at least need frames are committed or a generation end
+// is pending (the generation's frames are all committed): the pre-roll.
+func (q *frameQueue) pop(dst []int16, need int) (ok bool, epoch uint64, left int) {
 	q.mu.Lock()
-	if q.count == 0 {
-		epoch = q.epoch
+	epoch = q.epoch
+	if q.count == 0 || (q.count < need && !q.endAhead()) {
+		left = q.count
 		q.mu.Unlock()
-		return false, epoch
+		return false, epoch, left
 	}
 	copy(dst, q.buf[q.head*FrameSamples:(q.head+1)*FrameSamples])
 	q.head = (q.head + 1) % q.cap
 	q.count--
 	q.popped++
-	epoch = q.epoch
+	left = q.count
 	q.mu.Unlock()
 	q.signal()
-	return true, epoch
+	return true, epoch, left
+}
+
+// endAhead reports whether a generation end lies beyond the popped frames:
+// every frame up to it is committed. Called with mu held.
+func (q *frameQueue) endAhead() bool {
+	return q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds] > q.popped
+}
+
+// room returns how many samples push would take now.
+func (q *frameQueue) room() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return (q.cap-q.count)*FrameSamples - q.partial
 }
 
 // takeEnds removes and counts the generation ends whose last frame has been

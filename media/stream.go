@@ -40,9 +40,13 @@ const (
 	// speech packet after them carries the marker bit, but no second
 	// EventSpeaking is sent.
 	EventSpeaking EventKind = iota + 1
-	// EventDone: the last frame of a generation went on the wire (for an
-	// empty generation: at the next frame). Never sent for a generation
-	// abandoned by Clear.
+	// EventDone: the last frame of a generation went on the wire. Every
+	// EndGeneration that returned nil gets exactly one EventSpeaking and one
+	// EventDone, in order, after the previous generation's EventDone; an
+	// empty generation (no audio since the last EndGeneration) gets both on
+	// the same frame, the frame after the previous generation's last one
+	// (or the next frame when idle). Never sent for a generation abandoned
+	// by Clear.
 	EventDone
 )
 
@@ -78,6 +82,17 @@ type StreamConfig struct {
 	// scheduling hiccup; beyond that it skips ahead on the wall-clock grid.
 	// If zero, 3. Negative means never catch up (always skip).
 	MaxCatchUp int
+	// PreRoll is how much audio must be queued, in whole 20 ms frames
+	// rounded up, before a talkspurt starts, so that its first frames play
+	// without a gap while the TTS and libsoxr (which releases output in
+	// blocks) catch up. A talkspurt also starts when the generation has
+	// ended (all of it is queued) or PreRollWait after audio first waited.
+	// If zero, DefaultPreRoll; negative: start on the first whole frame.
+	PreRoll time.Duration
+	// PreRollWait bounds the pre-roll: once audio has waited this long, the
+	// pacer drains what the producer holds (see EndGeneration) and starts
+	// the talkspurt. If zero, DefaultPreRollWait. Negative is an error.
+	PreRollWait time.Duration
 	// OnEvent is called from the pacer goroutine after the frame concerned
 	// was written. It must not block. Nil: events are dropped.
 	OnEvent func(Event)
@@ -86,7 +101,8 @@ type StreamConfig struct {
 	// catch-up frame, at least one frame period behind). It must be cheap,
 	// non-blocking and allocation-free. Nil ok.
 	OnFrame func(pacingError time.Duration, late bool)
-	// Logger receives rare events (write errors, throttled). If nil, discard.
+	// Logger receives rare events (write and encode errors, throttled;
+	// drain errors). If nil, discard.
 	Logger *slog.Logger
 }
 
@@ -94,6 +110,10 @@ type StreamConfig struct {
 const (
 	DefaultQueueDuration = 3 * time.Second
 	DefaultMaxCatchUp    = 3
+	// DefaultPreRoll: see the package README for the measurement.
+	DefaultPreRoll = 60 * time.Millisecond
+	// DefaultPreRollWait: see the package README for the measurement.
+	DefaultPreRollWait = 200 * time.Millisecond
 )
 
 // Stats is a snapshot of a Stream's counters.
@@ -109,12 +129,15 @@ type Stats struct {
 	Clears        uint64 // Clear calls
 	WriteErrors   uint64 // PacketWriter errors (the frame is counted as sent)
 	EncodeErrors  uint64 // encoder errors (silence sent instead)
+	Drains        uint64 // times the pacer drained the producer as the queue was about to run dry
+	PreRollWaits  uint64 // talkspurts started because PreRollWait ran out, not on PreRoll or a generation end
 	QueuedFrames  int    // whole frames waiting now
 }
 
 type counters struct {
 	framesSent, speechFrames, silenceFrames, lateFrames, skippedFrames  atomic.Uint64
 	underruns, generations, talkspurts, clears, writeErrors, encodeErrs atomic.Uint64
+	drains, preRollWaits                                                atomic.Uint64
 }
 
 // Stream turns PCM16 chunks into a paced Opus/RTP stream. Write and
@@ -134,8 +157,11 @@ type Stream struct {
 	started   atomic.Bool
 	runDone   chan struct{} // closed when Run returns
 
-	prodMu sync.Mutex // serializes Write/EndGeneration; guards prod
+	prodMu sync.Mutex // serializes Write/EndGeneration and the pacer's drain; guards prod
 	prod   producer
+	// holding: the producer has audio not yet in whole frames (see
+	// producer.holding); read by the pacer without prodMu.
+	holding atomic.Bool
 
 	// Pacer state: only the Run goroutine touches these.
 	enc      Encoder
@@ -149,6 +175,9 @@ type Stream struct {
 	lastSpch bool // previous packet was speech
 	genOpen  bool // EventSpeaking sent, EventDone not yet
 	epoch    uint64
+	preRoll  int       // frames needed to start a talkspurt
+	waitFrom time.Time // when audio started waiting for the pre-roll; zero if none
+	dry      bool      // the last speech frame left the queue empty
 
 	lookahead int // enc.Lookahead(), read by the producer
 }
@@ -164,6 +193,15 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 	}
 	if cfg.Resampler < ResampleDefault || cfg.Resampler > ResampleVeryHigh {
 		return nil, fmt.Errorf("%w: resampler quality %d", ErrInvalidConfig, int(cfg.Resampler))
+	}
+	if cfg.PreRollWait < 0 {
+		return nil, fmt.Errorf("%w: negative PreRollWait", ErrInvalidConfig)
+	}
+	if cfg.PreRollWait == 0 {
+		cfg.PreRollWait = DefaultPreRollWait
+	}
+	if cfg.PreRoll == 0 {
+		cfg.PreRoll = DefaultPreRoll
 	}
 	if cfg.QueueDuration < 0 {
 		return nil, fmt.Errorf("%w: negative QueueDuration", ErrInvalidConfig)
@@ -203,6 +241,7 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 	}
 	frames := int((cfg.QueueDuration + FrameDuration - 1) / FrameDuration)
 	s.q = newFrameQueue(frames)
+	s.preRoll = max(1, min(frames, int((cfg.PreRoll+FrameDuration-1)/FrameDuration)))
 	enc, err := s.newEncoder(cfg.Encoder)
 	if err != nil {
 		return nil, err
@@ -244,7 +283,8 @@ func silenceFrame(newEnc EncoderFactory, cfg EncoderConfig) ([]byte, error) {
 }
 
 // Clear drops every queued frame and the producer's pending audio: the next
-// frame on the wire is silence (a frame already being written may finish).
+// frame on the wire is silence (a frame already being written may finish),
+// and the next talkspurt starts with a fresh pre-roll.
 // A Write or EndGeneration in progress returns ErrCleared. No EventDone is
 // sent for the abandoned generation. Safe from any goroutine.
 func (s *Stream) Clear() {
@@ -266,6 +306,8 @@ func (s *Stream) Stats() Stats {
 		Clears:        s.c.clears.Load(),
 		WriteErrors:   s.c.writeErrors.Load(),
 		EncodeErrors:  s.c.encodeErrs.Load(),
+		Drains:        s.c.drains.Load(),
+		PreRollWaits:  s.c.preRollWaits.Load(),
 		QueuedFrames:  s.q.frames(),
 	}
 }

@@ -2,9 +2,17 @@ package media
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
+
+// A chunk's path, top to bottom: Stream.Write → producer.write (odd-byte
+// carry, staging small chunks, cutting big ones) → feed (libsoxr) → sink
+// (decoded into pending, overlap-added across a rate change) → ready (what
+// libsoxr will not touch again) → push (into the queue's 20 ms frames,
+// waiting for room).
 
 // Write queues PCM16LE mono audio at sampleRate (8000, 16000, 22050 or
 // 24000 Hz, else ErrUnsupportedRate) to the current generation. pcm may have
@@ -31,6 +39,7 @@ func (s *Stream) Write(ctx context.Context, pcm []byte, sampleRate int) error {
 		p.drop()
 		p.sync()
 	}
+	p.publish()
 	return err
 }
 
@@ -52,6 +61,7 @@ func (p *producer) write(ctx context.Context, pcm []byte, rate int) error {
 	if len(pcm) == 0 {
 		return nil
 	}
+	p.padded = 0 // real audio follows a drain's padding
 	if p.hasOdd {
 		p.stage = append(p.stage, p.carry, pcm[0])
 		p.hasOdd = false
@@ -82,7 +92,7 @@ func (p *producer) write(ctx context.Context, pcm []byte, rate int) error {
 			k := min(len(pcm), maxFeed)
 			chunk, pcm = pcm[:k], pcm[k:]
 		}
-		if err := p.feed(chunk); err != nil {
+		if err := p.feedReal(chunk); err != nil {
 			return err
 		}
 		if len(p.stage) > 0 {
@@ -95,72 +105,105 @@ func (p *producer) write(ctx context.Context, pcm []byte, rate int) error {
 	return nil
 }
 
-// EndGeneration ends the current generation: it resamples what is staged,
-// flushes the resampler's held-back tail (the end of the sentence), pads the
-// last frame with zeros (plus the encoder's lookahead, so that the last
-// sample leaves in a packet) and marks it: EventDone follows when that frame
-// is on the wire. With no audio since the last EndGeneration the generation
-// is empty and EventDone follows at the next frame. It blocks while the
-// queue is full; it returns ErrCleared if Clear interrupted this generation
-// (no EventDone will come), ctx.Err() or ErrClosed.
-func (s *Stream) EndGeneration(ctx context.Context) error {
-	s.prodMu.Lock()
-	defer s.prodMu.Unlock()
-	if isClosed(s.closing) {
-		return ErrClosed
-	}
-	p := &s.prod
-	if p.sync() {
-		return ErrCleared
-	}
-	err := p.endGeneration(ctx)
-	if err != nil && !errors.Is(err, ErrClosed) {
-		p.drop()
-		p.sync()
-	}
+
+// feedReal resamples whole samples of the TTS's audio.
+func (p *producer) feedReal(b []byte) error {
+	err := p.feed(b)
+	p.realIn = p.segIn
 	return err
 }
 
-func (p *producer) endGeneration(ctx context.Context) error {
-	p.hasOdd = false // a dangling half sample at the end is not audio
-	if err := p.flushSegment(); err != nil {
-		return err
+// feed resamples whole samples b into pending (through sink).
+func (p *producer) feed(b []byte) error {
+	if len(b) == 0 {
+		return nil
 	}
-	if err := p.push(ctx, len(p.pending)); err != nil {
-		return err
+	if _, err := p.res.Write(b); err != nil {
+		return fmt.Errorf("media: resample: %w", err)
 	}
-	if p.res != nil {
-		p.segBase, p.segIn, p.segOut = 0, 0, 0
-	}
-	if p.genOut > 0 {
-		total := p.genOut + p.s.lookahead
-		total = (total + FrameSamples - 1) / FrameSamples * FrameSamples
-		if err := p.pushZeros(ctx, total-p.genOut); err != nil {
-			return err
-		}
-	}
-	for {
-		ok, err := p.s.q.markEnd(p.epoch)
-		if err != nil {
-			return err
-		}
-		if ok {
-			break
-		}
-		if err := p.wait(ctx); err != nil {
-			return err
-		}
-	}
-	p.genOpen = false
-	p.genOut = 0
+	p.segIn += len(b) / 2
 	return nil
 }
 
-func isClosed(c chan struct{}) bool {
+// sink adapts producer to io.Writer: the resampler's destination.
+type sink struct{ p *producer }
+
+func (k *sink) Write(b []byte) (int, error) { k.p.sinkWrite(b); return len(b), nil }
+
+// sinkWrite places the segment's next output samples at
+// pending[segBase+segOut...].
+func (p *producer) sinkWrite(b []byte) {
+	n := len(b) / 2
+	if p.segBase+p.segOut == len(p.pending) {
+		// Common case, nothing to overlap: append, decoding in one pass.
+		old := len(p.pending)
+		p.pending = slices.Grow(p.pending, n)[:old+n]
+		dst := p.pending[old:]
+		for i := range dst {
+			dst[i] = int16(binary.LittleEndian.Uint16(b[2*i:]))
+		}
+		p.segOut += n
+		return
+	}
+	for i := 0; i+1 < len(b); i += 2 {
+		v := int16(uint16(b[i]) | uint16(b[i+1])<<8)
+		pos := p.segBase + p.segOut
+		p.segOut++
+		switch {
+		case pos < 0: // already pushed, pre-ringing, or zeros a drain fed: dropped
+		case pos < len(p.pending):
+			p.pending[pos] = sat16(int32(p.pending[pos]) + int32(v))
+		default:
+			p.pending = append(p.pending, v)
+		}
+	}
+}
+
+func sat16(v int32) int16 {
+	return int16(max(-32768, min(32767, v)))
+}
+
+// ready is how much of pending is final: everything before where the
+// current segment's next output lands.
+func (p *producer) ready() int {
+	return max(0, min(len(p.pending), p.segBase+p.segOut))
+}
+
+// push moves pending[:n] to the queue, waiting for room.
+func (p *producer) push(ctx context.Context, n int) error {
+	done := 0
+	for done < n {
+		k, err := p.s.q.push(p.epoch, p.pending[done:n], 0)
+		done += k
+		if err != nil {
+			return err
+		}
+		if done < n {
+			if err := p.wait(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	p.consume(n)
+	return nil
+}
+
+// consume forgets pending[:n], now in the queue.
+func (p *producer) consume(n int) {
+	p.genOut += n
+	m := copy(p.pending, p.pending[n:])
+	p.pending = p.pending[:m]
+	p.segBase -= n
+}
+
+// wait blocks until the pacer frees room, ctx ends or the stream closes.
+func (p *producer) wait(ctx context.Context) error {
 	select {
-	case <-c:
-		return true
-	default:
-		return false
+	case <-p.s.q.space:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-p.s.closing:
+		return ErrClosed
 	}
 }
