@@ -272,9 +272,10 @@ func TestWireUtterances(t *testing.T) {
 		{"asap/faseeh", tts.DialectFaseeh, ttsserver.ServerConfig{Pace: ttsserver.PaceASAP, FirstChunkDelay: -1}},
 		{"1.25x-60ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{Pace: 1.25, ChunkDuration: 60 * time.Millisecond}},
 		{"1.25x-60ms/faseeh", tts.DialectFaseeh, ttsserver.ServerConfig{Pace: 1.25, ChunkDuration: 60 * time.Millisecond}},
-		{"first40ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{FirstChunkDuration: 40 * time.Millisecond, Pace: ttsserver.PaceRealtime}},
-		{"first40ms/faseeh", tts.DialectFaseeh, ttsserver.ServerConfig{FirstChunkDuration: 40 * time.Millisecond, Pace: ttsserver.PaceRealtime}},
-		{"first10ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{FirstChunkDuration: 10 * time.Millisecond, Pace: ttsserver.PaceRealtime}},
+		{"first40ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{FirstChunkDuration: 40 * time.Millisecond}},
+		{"first40ms/faseeh", tts.DialectFaseeh, ttsserver.ServerConfig{FirstChunkDuration: 40 * time.Millisecond}},
+		{"first10ms-1.25x-60ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{FirstChunkDuration: 10 * time.Millisecond,
+			Pace: 1.25, ChunkDuration: 60 * time.Millisecond}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
