@@ -25,6 +25,7 @@ type metrics struct {
 	ttsReconnects prometheus.Counter
 	ttsTTFB       prometheus.Histogram
 	addedLatency  prometheus.Histogram
+	streams       *streamCollector // the media streams' counters, summed at scrape time
 }
 
 func newMetrics() *metrics {
@@ -69,11 +70,12 @@ func newMetrics() *metrics {
 			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.2, 0.5},
 		}),
 	}
+	m.streams = newStreamCollector()
 	for _, k := range []string{"error", "disconnected", "redial_failed"} {
 		m.ttsErrors.WithLabelValues(k) // export zeros
 	}
 	m.reg.MustRegister(m.callsActive, m.callsTotal, m.callsRejected, m.framesSent, m.lateFrames,
-		m.pacingError, m.ttsErrors, m.ttsReconnects, m.ttsTTFB, m.addedLatency,
+		m.pacingError, m.ttsErrors, m.ttsReconnects, m.ttsTTFB, m.addedLatency, m.streams,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -61,15 +61,18 @@ func (s *Server) ttsConfig(o callOptions, log *slog.Logger) tts.ClientConfig {
 // not played into the void.
 func (c *Session) newMedia() error {
 	m := c.srv.metrics
+	var st *media.Stream
 	st, err := media.NewStream(media.StreamConfig{
 		Writer:  c.track,
 		OnEvent: c.onStreamEvent,
 		OnFrame: m.onFrame,
+		OnClose: func(final media.Stats) { m.streams.streamClosed(st, final) },
 		Logger:  c.log,
 	})
 	if err != nil {
 		return fmt.Errorf("new media stream: %w", err)
 	}
+	m.streams.add(st)
 	c.stream = st
 	return nil
 }

@@ -278,7 +278,10 @@ func TestClearDropsResamplerTail(t *testing.T) {
 	if err := h.s.Write(ctx, tone(24000, testFreq, testAmp, 0, 0, 24000*3/10), 24000); err != nil {
 		t.Fatal(err)
 	}
-	h.steps(3)
+	h.steps(5) // two frames of pre-roll lead, then 3 frames played
+	if st := h.s.Stats(); st.SpeechFrames != 3 {
+		t.Fatalf("stats %+v, want 3 speech frames before the Clear", st)
+	}
 	h.s.Clear()
 	const fB = 500.0
 	nB := 24000 / 5

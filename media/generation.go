@@ -42,6 +42,14 @@ func (s *Stream) EndGeneration(ctx context.Context) error {
 
 func (p *producer) endGeneration(ctx context.Context) error {
 	p.hasOdd = false // a dangling half sample at the end is not audio
+	if p.drained {
+		// All of the audio is queued; what libsoxr holds is zeros.
+		p.pending = p.pending[:0]
+		if p.res != nil {
+			p.segBase = -p.outIndex(p.segIn)
+		}
+		p.drained, p.provFrames, p.provLen, p.provPart, p.shift = false, 0, 0, 0, 0
+	}
 	if err := p.flushSegment(); err != nil {
 		return err
 	}
@@ -100,18 +108,18 @@ func (p *producer) pushZeros(ctx context.Context, n int) error {
 // drain queues all of the generation's audio written so far, in whole
 // frames, without waiting for EndGeneration: the staged input, the output
 // libsoxr holds back (released by feeding it zeros, not by flushing it, so
-// its filter state runs on), and the partial frame, padded with libsoxr's
-// own ring-down (plus the encoder's lookahead, so that the last sample
-// leaves in a packet). The pacer runs it when the queue is about to run dry
-// (and when the pre-roll wait is over); it never blocks: it does nothing
-// when the queue lacks room. It reports whether it queued anything.
+// that its filter state runs on) and the partial frame, completed with
+// libsoxr's ring-down, plus the encoder's lookahead so that the last sample
+// leaves in a packet. The pacer runs it when the queue has run dry inside a
+// talkspurt (or the pre-roll wait is over). It never blocks: it does
+// nothing when the queue lacks room. It reports whether it queued anything.
 //
-// If more audio of the generation follows, its first sample lands right
-// after the padded frame: libsoxr's output for the zeros it was fed beyond
-// that point is dropped, so the continuation is the resampler's own
-// continuous output, shifted by a whole number of 48 kHz samples (the
-// padding, under 20 ms + lookahead). That only happens when the TTS fell
-// behind real time, where the alternative is a 20 ms silence packet.
+// The frames that hold the end of the audio and its padding are
+// provisional: if more audio of the generation comes before the pacer
+// reaches them, resume takes them back and the new audio continues the old
+// seamlessly (overlap-added with the ring-down). Otherwise the new audio
+// starts on the next frame: that happens only when the TTS fell behind real
+// time, where the alternative was a 20 ms silence packet.
 func (p *producer) drain() (bool, error) {
 	if p.sync() || !p.holding() {
 		return false, nil
@@ -124,20 +132,26 @@ func (p *producer) drain() (bool, error) {
 		p.stage = p.stage[:0]
 		end = max(0, p.segBase+p.outIndex(p.realIn))
 	}
-	total := roundFrames(p.genOut+end+p.s.lookahead) - p.genOut
+	g0 := p.genOut
+	total := roundFrames(g0+end+p.s.lookahead) - g0
 	if p.s.q.room() < total {
 		return false, nil // the queue is not running dry
 	}
 	if p.res != nil {
+		// Release the held-back output and overlapMs of ring-down beyond
+		// the audio's end, for a continuation to be added to. Zeros go in
+		// whole 20 ms blocks: their output is a whole number of samples.
 		step := p.zeros[:p.rate*overlapMs/1000*2]
-		for i := 0; p.ready() < total; i++ {
+		want := max(total, end+SampleRate*overlapMs/1000)
+		for i := 0; p.ready() < want; i++ {
 			if i == maxDrainFeeds {
-				return false, fmt.Errorf("media: drain: resampler released %d of %d samples", p.ready(), total)
+				return false, fmt.Errorf("media: drain: resampler released %d of %d samples", p.ready(), want)
 			}
 			if err := p.feed(step); err != nil {
 				return false, err
 			}
 		}
+		p.shift = p.outIndex(p.segIn) - p.outIndex(p.realIn)
 	}
 	for len(p.pending) < total {
 		p.pending = append(p.pending, 0)
@@ -149,15 +163,39 @@ func (p *producer) drain() (bool, error) {
 	if k < total { // room was checked and only the pacer frees room
 		return false, fmt.Errorf("media: drain: queued %d of %d samples", k, total)
 	}
-	p.consume(total)
+	// Frames wholly of real audio are final; the rest is provisional.
+	final := max(0, (g0+end)/FrameSamples*FrameSamples-g0)
+	p.consume(final)
+	p.provLen = total - final
+	p.provPart = (g0 + final) % FrameSamples
+	p.provFrames = (p.provPart + p.provLen) / FrameSamples
+	p.genOut += p.provLen
 	p.padded = total - end
-	// Whatever libsoxr still holds is the zeros just fed: dropped. The next
-	// real input sample lands at pending[0].
-	p.pending = p.pending[:0]
-	if p.res != nil {
-		p.segBase = -p.outIndex(p.segIn)
-	}
+	p.drained = true
 	return true, nil
+}
+
+// resume continues a drained generation with new audio. If the pacer has
+// not reached the provisional frames, they are taken back and the new
+// audio's output (and its pre-ringing) is added to the ring-down in
+// pending, as if no zeros had been fed: seamless. Otherwise what was
+// queued stays, and the new audio starts on the next frame.
+func (p *producer) resume() {
+	p.drained = false
+	p.padded = 0
+	if p.provFrames > 0 && p.s.q.retract(p.epoch, p.provFrames, p.provPart) {
+		p.genOut -= p.provLen
+		p.segBase -= p.shift
+		p.s.c.resumes.Add(1)
+	} else {
+		// Late: whatever libsoxr still holds is the zeros: dropped. The
+		// next real input sample lands at pending[0].
+		p.pending = p.pending[:0]
+		if p.res != nil {
+			p.segBase = -p.outIndex(p.segIn)
+		}
+	}
+	p.provFrames, p.provLen, p.provPart, p.shift = 0, 0, 0, 0
 }
 
 func isClosed(c chan struct{}) bool {

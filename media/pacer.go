@@ -3,6 +3,8 @@ package media
 import (
 	"context"
 	"errors"
+	"math"
+	"runtime"
 	"time"
 )
 
@@ -20,11 +22,11 @@ import (
 // A frame is speech when a whole frame is queued, otherwise the precomputed
 // silence packet (no encoder run). A talkspurt starts only when PreRoll is
 // queued, the generation has ended, or PreRollWait has passed since audio
-// started waiting (then the producer is drained first). Inside a talkspurt,
-// when a frame leaves the queue empty and the producer holds audio (staged,
-// held back by libsoxr, a partial frame), the pacer drains it without
-// waiting for EndGeneration, if the producer is not busy (TryLock): the end
-// of an utterance leaves with the rest of it. The marker bit is set on the
+// started waiting. Inside a talkspurt, when the queue has no whole frame
+// and the producer holds audio (staged, held back by libsoxr, a partial
+// frame), the pacer drains it without waiting for EndGeneration, unless the
+// producer is busy (TryLock): the end of an utterance leaves with the rest
+// of it. The marker bit is set on the
 // first speech packet after a silence packet (RFC 3551 §4.1) and only
 // there. No lock is held while the PacketWriter runs.
 func (s *Stream) Run(ctx context.Context) error {
@@ -79,25 +81,47 @@ func (s *Stream) Run(ctx context.Context) error {
 	}
 }
 
+// minLead is how long audio waits before a talkspurt starts, unless its
+// generation has ended, however much of it is queued: a TTS that sends
+// exactly in real time (each message when its audio is due) is then at
+// least this far ahead of the pacer, so that when the queue runs dry on
+// libsoxr's held-back output the drain's provisional frame is still queued
+// when the next message comes, and is taken back (seamless). Measured: one
+// frame (audio is first seen 0-20 ms after it came) failed a few runs in a
+// hundred under -race on a loaded machine; two did not.
+const minLead = 2 * FrameDuration
+
 // sendFrame builds and writes the packet for grid slot n. Allocation-free
 // (a drain, once per utterance end, calls libsoxr, which allocates).
 func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	need := 1
 	waited := false
 	if !s.lastSpch {
-		need = s.preRoll
-		if !s.waitFrom.IsZero() && now.Sub(s.waitFrom) >= s.cfg.PreRollWait {
-			s.drain()
+		switch waiting := now.Sub(s.waitFrom); {
+		case s.gap == 1 && s.holding.Load():
+			// One frame of underrun: go on with what there is.
+			need = 1
+		case s.waitFrom.IsZero() || waiting < minLead:
+			// Audio seen first less than minLead ago starts a talkspurt only
+			// if its generation has ended (see minLead).
+			need = math.MaxInt
+		case waiting >= s.cfg.PreRollWait:
 			need, waited = 1, true
+		default:
+			need = s.preRoll
 		}
-	} else if s.dry {
-		s.drain() // the drain after the last frame could not take prodMu
 	}
 	ok, epoch, left := s.q.pop(s.frame, need)
+	if !ok && need == 1 && s.holding.Load() {
+		// The queue ran dry inside a talkspurt (or the pre-roll wait is
+		// over): queue what the producer holds and try again.
+		s.drain()
+		ok, epoch, left = s.q.pop(s.frame, 1)
+	}
 	if epoch != s.epoch {
 		// A Clear ran: the generation in flight is abandoned.
 		s.epoch = epoch
-		s.genOpen = false
+		s.genOpen, s.gap = false, 0
 		s.waitFrom = time.Time{}
 	}
 	payload := s.silence
@@ -119,7 +143,7 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	// Clear between pop and here: the next frame on the wire is silence.
 	if speech && s.q.currentEpoch() != epoch {
 		payload, speech = s.silence, false
-		s.genOpen = false
+		s.genOpen, s.gap = false, 0
 	}
 	marker := speech && !s.lastSpch
 	s.pkt.Marker = marker
@@ -141,6 +165,10 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	}
 	if speech {
 		s.c.speechFrames.Add(1)
+		if s.gap > 0 && s.genOpen {
+			s.c.underruns.Add(s.gap) // the generation went on after a gap
+		}
+		s.gap = 0
 		if marker {
 			s.c.talkspurts.Add(1)
 			if waited {
@@ -150,7 +178,7 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	} else {
 		s.c.silenceFrames.Add(1)
 		if s.genOpen {
-			s.c.underruns.Add(1)
+			s.gap++
 		}
 	}
 	s.lastSpch = speech
@@ -165,17 +193,13 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		if !s.genOpen { // an empty generation (or one whose frames all failed to encode)
 			s.emit(EventSpeaking, now)
 		}
-		s.genOpen = false
+		s.genOpen, s.gap = false, 0
 		s.c.generations.Add(1)
 		s.emit(EventDone, now)
 	}
 	switch {
 	case speech:
 		s.waitFrom = time.Time{}
-		s.dry = left == 0
-		if s.dry {
-			s.drain()
-		}
 	case left > 0 || s.holding.Load():
 		if s.waitFrom.IsZero() {
 			s.waitFrom = now
@@ -185,11 +209,30 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	}
 }
 
-// drain queues what the producer holds (producer.drain) unless the producer
-// is busy in Write or EndGeneration: the pacer never waits for it.
+// drainSpin bounds how long the pacer polls prodMu while a Write or
+// EndGeneration is in progress. With the queue empty they cannot be waiting
+// for room, so they are resampling or queueing: CPU work that ends. Then
+// its audio may well be queued already.
+const drainSpin = time.Millisecond
+
+// drain queues what the producer holds (producer.drain). If the producer is
+// busy, it polls TryLock for at most drainSpin: the pacer never waits on
+// the producer's lock.
 func (s *Stream) drain() {
-	if !s.holding.Load() || !s.prodMu.TryLock() {
+	if !s.holding.Load() {
 		return
+	}
+	if !s.prodMu.TryLock() {
+		until := time.Now().Add(drainSpin)
+		for {
+			runtime.Gosched()
+			if s.prodMu.TryLock() {
+				break
+			}
+			if time.Now().After(until) {
+				return
+			}
+		}
 	}
 	defer s.prodMu.Unlock()
 	p := &s.prod
@@ -203,7 +246,6 @@ func (s *Stream) drain() {
 	}
 	p.publish()
 	if ok {
-		s.dry = false
 		s.c.drains.Add(1)
 	}
 }

@@ -342,8 +342,9 @@ func TestWriteContextCancelled(t *testing.T) {
 		t.Fatalf("Write: %v, want context.Canceled", err)
 	}
 	// The next generation starts on a frame boundary: 1.5 frames in, two
-	// frames out (the queued 2 frames of the abandoned write play first).
-	h.steps(2)
+	// frames out (the queued 2 frames of the abandoned write play first,
+	// after the pre-roll lead: its generation never ended).
+	h.stepUntil(10, func() bool { return h.s.Stats().QueuedFrames == 0 })
 	if err := h.s.Write(context.Background(), ramp(1, 3*FrameSamples/4), 24000); err != nil {
 		t.Fatal(err)
 	}
@@ -477,7 +478,7 @@ func TestUnderrunInsideGeneration(t *testing.T) {
 	if err := h.s.Write(ctx, ramp(1, FrameSamples), 24000); err != nil { // 2 frames
 		t.Fatal(err)
 	}
-	h.steps(4)
+	h.steps(6)                                                                // 2 frames of lead, 2 speech, 2 silence
 	if err := h.s.Write(ctx, ramp(5000, FrameSamples/2), 24000); err != nil { // 1 frame
 		t.Fatal(err)
 	}
@@ -487,13 +488,14 @@ func TestUnderrunInsideGeneration(t *testing.T) {
 	h.steps(2)
 	h.stop()
 	got := h.frameString()
-	if want := ".Ms..M."; got != want {
+	if want := "...Ms..M."; got != want {
 		t.Fatalf("frames %s, want %s", got, want)
 	}
 	ev, idx := h.eventsCopy()
-	if len(ev) != 2 || ev[0].Kind != EventSpeaking || ev[1].Kind != EventDone || idx[1] != 6 {
+	if len(ev) != 2 || ev[0].Kind != EventSpeaking || ev[1].Kind != EventDone || idx[1] != 8 {
 		t.Fatalf("events %v at %v", ev, idx)
 	}
+	// The 2 silence frames are underruns: the generation went on after them.
 	if st := h.s.Stats(); st.Underruns != 2 || st.Talkspurts != 2 || st.Generations != 1 {
 		t.Errorf("stats %+v", st)
 	}

@@ -35,9 +35,8 @@ func TestPreRollWaitsForEnoughAudio(t *testing.T) {
 	if got, want := h.frameString(), "...."+"Msss"+"..."; got != want {
 		t.Fatalf("frames\n got %s\nwant %s", got, want)
 	}
-	// The 2 silence frames before EndGeneration are underruns: the
-	// generation was still open.
-	if st := h.s.Stats(); st.Underruns != 2 || st.PreRollWaits != 0 || st.Talkspurts != 1 {
+	// The silence after the audio is no underrun: no audio followed it.
+	if st := h.s.Stats(); st.Underruns != 0 || st.PreRollWaits != 0 || st.Talkspurts != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }
@@ -67,8 +66,8 @@ func TestPreRollWaitIsBounded(t *testing.T) {
 	if got, want := h.frameString(), "......"+"M.."; got != want {
 		t.Fatalf("frames %s, want %s", got, want)
 	}
-	if st := h.s.Stats(); st.PreRollWaits != 1 || st.Underruns != 2 {
-		t.Errorf("stats %+v, want one pre-roll wait and 2 underruns after it", st)
+	if st := h.s.Stats(); st.PreRollWaits != 1 || st.Talkspurts != 1 {
+		t.Errorf("stats %+v, want one talkspurt started by the pre-roll wait", st)
 	}
 }
 
@@ -79,11 +78,11 @@ func TestDrainPadsPartialFrame(t *testing.T) {
 	if err := h.s.Write(context.Background(), ramp(1, 3*FrameSamples/4), 24000); err != nil {
 		t.Fatal(err)
 	}
-	h.steps(4)
+	h.steps(4)   // two frames of lead (minLead), then the whole frame, then the drained one
 	endGen(t, h) // nothing left to queue: done at the next frame
 	h.steps(2)
 	h.stop()
-	if got, want := h.frameString(), ".Ms...."; got != want {
+	if got, want := h.frameString(), "...Ms.."; got != want {
 		t.Fatalf("frames %s, want %s", got, want)
 	}
 	pcm := h.enc.pcm()
@@ -113,7 +112,7 @@ func TestDrainThenMoreAudio(t *testing.T) {
 	if err := h.s.Write(ctx, ramp(1, 3*FrameSamples/4), 24000); err != nil {
 		t.Fatal(err)
 	}
-	h.steps(2) // frame 1, then the drained half frame
+	h.steps(4) // lead, frame 1, then the drained half frame: too late to take back
 	if err := h.s.Write(ctx, ramp(5000, FrameSamples/2), 24000); err != nil {
 		t.Fatal(err)
 	}

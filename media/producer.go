@@ -40,10 +40,19 @@ type producer struct {
 	genOpen bool // audio was written since the last EndGeneration
 	genOut  int  // 48 kHz samples pushed in this generation
 	// padded is how many of the last genOut samples are a drain's padding
-	// (zeros or ring-down after the last real sample); 0 once real audio
-	// follows.
+	// (ring-down after the last real sample); 0 once real audio follows.
 	padded int
 	zeros  []byte
+
+	// After a drain (see drain, resume): provFrames frames at the queue's
+	// tail hold the end of the real audio padded with ring-down; they are
+	// pending[:provLen] too, taken back if more audio comes before the
+	// pacer reaches them. shift is the output of the zeros fed to libsoxr.
+	drained    bool
+	provFrames int
+	provLen    int
+	provPart   int // samples of the first provisional frame pushed before the drain
+	shift      int
 
 	// pending is the resampler output not yet pushed to the queue. The
 	// current segment's output sample k lands at pending[segBase+k]: added
@@ -73,8 +82,8 @@ func (p *producer) outIndex(in int) int {
 // in whole frames: staged input, output libsoxr holds back, or a partial
 // frame. The pacer drains it when the queue is about to run dry.
 func (p *producer) holding() bool {
-	return len(p.stage) > 0 || p.genOut%FrameSamples != 0 ||
-		(p.res != nil && p.segBase+p.outIndex(p.realIn) > 0)
+	return !p.drained && (len(p.stage) > 0 || p.genOut%FrameSamples != 0 ||
+		(p.res != nil && p.segBase+p.outIndex(p.realIn) > 0))
 }
 
 // publish tells the pacer whether there is audio to drain.
@@ -96,6 +105,7 @@ func (p *producer) drop() {
 	p.genOut, p.padded = 0, 0
 	p.pending = p.pending[:0]
 	p.segBase, p.segIn, p.segOut, p.realIn = 0, 0, 0, 0
+	p.drained, p.provFrames, p.provLen, p.provPart, p.shift = false, 0, 0, 0, 0
 	p.s.holding.Store(false)
 }
 

@@ -147,6 +147,22 @@ func (q *frameQueue) endAhead() bool {
 	return q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds] > q.popped
 }
 
+// retract takes back the last n committed frames if the pacer has not
+// popped any of them, and makes the first of them the frame being filled
+// again, with its first partial samples kept. It reports whether it did.
+func (q *frameQueue) retract(epoch uint64, n, partial int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || q.epoch != epoch || q.count < n || q.partial != 0 ||
+		(q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds] > q.committed-uint64(n)) {
+		return false
+	}
+	q.count -= n
+	q.committed -= uint64(n)
+	q.partial = partial
+	return true
+}
+
 // room returns how many samples push would take now.
 func (q *frameQueue) room() int {
 	q.mu.Lock()

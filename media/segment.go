@@ -62,4 +62,3 @@ func (p *producer) changeRate(rate int) error {
 	}
 	return p.feed(p.zeros[:rate*overlapMs/1000*2])
 }
-

@@ -101,6 +101,9 @@ type StreamConfig struct {
 	// catch-up frame, at least one frame period behind). It must be cheap,
 	// non-blocking and allocation-free. Nil ok.
 	OnFrame func(pacingError time.Duration, late bool)
+	// OnClose is called once, by the first Close, with the final Stats
+	// (after Run has returned). Nil ok.
+	OnClose func(Stats)
 	// Logger receives rare events (write and encode errors, throttled;
 	// drain errors). If nil, discard.
 	Logger *slog.Logger
@@ -123,13 +126,14 @@ type Stats struct {
 	SilenceFrames uint64 // precomputed silence packets
 	LateFrames    uint64 // frames sent one frame period or more behind their deadline (catch-up)
 	SkippedFrames uint64 // grid slots skipped after a hiccup longer than MaxCatchUp
-	Underruns     uint64 // silence frames sent in the middle of a generation (producer too slow)
+	Underruns     uint64 // silence frames between two speech frames of one generation (producer too slow)
 	Generations   uint64 // EventDone count
 	Talkspurts    uint64 // packets sent with the marker bit
 	Clears        uint64 // Clear calls
 	WriteErrors   uint64 // PacketWriter errors (the frame is counted as sent)
 	EncodeErrors  uint64 // encoder errors (silence sent instead)
-	Drains        uint64 // times the pacer drained the producer as the queue was about to run dry
+	Drains        uint64 // times the pacer drained the producer: the queue ran dry inside a talkspurt
+	Resumes       uint64 // drains whose padding was taken back because more audio came in time (seamless)
 	PreRollWaits  uint64 // talkspurts started because PreRollWait ran out, not on PreRoll or a generation end
 	QueuedFrames  int    // whole frames waiting now
 }
@@ -137,7 +141,7 @@ type Stats struct {
 type counters struct {
 	framesSent, speechFrames, silenceFrames, lateFrames, skippedFrames  atomic.Uint64
 	underruns, generations, talkspurts, clears, writeErrors, encodeErrs atomic.Uint64
-	drains, preRollWaits                                                atomic.Uint64
+	drains, resumes, preRollWaits                                       atomic.Uint64
 }
 
 // Stream turns PCM16 chunks into a paced Opus/RTP stream. Write and
@@ -177,7 +181,7 @@ type Stream struct {
 	epoch    uint64
 	preRoll  int       // frames needed to start a talkspurt
 	waitFrom time.Time // when audio started waiting for the pre-roll; zero if none
-	dry      bool      // the last speech frame left the queue empty
+	gap      uint64    // silence frames since the last speech frame of the open generation
 
 	lookahead int // enc.Lookahead(), read by the producer
 }
@@ -307,6 +311,7 @@ func (s *Stream) Stats() Stats {
 		WriteErrors:   s.c.writeErrors.Load(),
 		EncodeErrors:  s.c.encodeErrs.Load(),
 		Drains:        s.c.drains.Load(),
+		Resumes:       s.c.resumes.Load(),
 		PreRollWaits:  s.c.preRollWaits.Load(),
 		QueuedFrames:  s.q.frames(),
 	}
@@ -325,6 +330,9 @@ func (s *Stream) Close() error {
 		s.prod.close()
 		s.prodMu.Unlock()
 		_ = s.enc.Close()
+		if s.cfg.OnClose != nil {
+			s.cfg.OnClose(s.Stats())
+		}
 	})
 	return nil
 }

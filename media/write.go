@@ -44,6 +44,9 @@ func (s *Stream) Write(ctx context.Context, pcm []byte, sampleRate int) error {
 }
 
 func (p *producer) write(ctx context.Context, pcm []byte, rate int) error {
+	if p.drained && len(pcm) > 0 {
+		p.resume()
+	}
 	switch {
 	case p.res == nil || (p.rate != rate && p.segIn == 0 && len(p.stage) == 0):
 		if p.rate != rate {
@@ -104,7 +107,6 @@ func (p *producer) write(ctx context.Context, pcm []byte, rate int) error {
 	}
 	return nil
 }
-
 
 // feedReal resamples whole samples of the TTS's audio.
 func (p *producer) feedReal(b []byte) error {
