@@ -13,8 +13,12 @@
 // ends and events on one goroutine owned by the Client. Each connection has
 // exactly one reader and one writer goroutine (gorilla/websocket's rule),
 // keepalive pings, a read limit and write deadlines. A dropped connection is
-// redialed with bounded, jittered backoff and the text whose generation had
-// not ended is sent again. The dialects are an unexported interface of typed
+// redialed with bounded, jittered backoff; the text whose generation had not
+// started playing is sent again, and a generation cut after some of its
+// audio was delivered is reported (EventInterrupted with its text) instead
+// of being spoken twice. Clear (barge-in) retires the connection and dials
+// a fresh one, so nothing of the interrupted generation is delivered,
+// whatever the service does after the clear. The dialects are an unexported interface of typed
 // messages: a dialect is never sent a message or field its seed does not
 // define. Audio messages are decoded without allocation (a one-pass parser
 // for the common shape, checked against encoding/json by a fuzz test; any
