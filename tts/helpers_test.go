@@ -136,27 +136,6 @@ func clientConfig(rs *ttsserver.RunningServer, d tts.Dialect) tts.ClientConfig {
 	return tts.ClientConfig{URL: rs.URL(d), ModelID: "faseeh-v1-preview", VoiceID: "ar-najdi-male-2"}
 }
 
-// ended waits for a GenerationEnd without t.Fatal, for goroutines other
-// than the test's.
-func (r *recorder) ended() bool {
-	select {
-	case <-r.endCh:
-		return true
-	case <-time.After(guard):
-		return false
-	}
-}
-
-// heard waits for audio without t.Fatal, for other goroutines.
-func (r *recorder) heard() bool {
-	select {
-	case <-r.audioCh:
-		return true
-	case <-time.After(guard):
-		return false
-	}
-}
-
 // handlers tracks hijacked WebSocket handlers of an httptest server, whose
 // Close does not wait for them. add fails once wait has begun.
 type handlers struct {

@@ -58,22 +58,9 @@ type munsitText struct {
 	TryTriggerGeneration bool   `json:"try_trigger_generation"`
 }
 
-// Service to client: errors in both shapes.
-type faseehError struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
-
-type munsitError struct {
-	Type         string `json:"type"`
-	ErrorCode    int    `json:"errorCode"`
-	ErrorMessage string `json:"errorMessage"`
-}
-
 var (
-	msgConnectionInitialized = []byte(`{"type":"connectionInitialized"}`)
-	msgCloseConnection       = []byte(`{"type":"closeConnection"}`)
-	msgClear                 = []byte(`{"type":"clear"}`)
+	msgCloseConnection = []byte(`{"type":"closeConnection"}`)
+	msgClear           = []byte(`{"type":"clear"}`)
 )
 
 // dialect is what differs between the two protocols on the client side. It

@@ -66,12 +66,6 @@ func (r *recorder) Event(e tts.Event) {
 	}
 }
 
-func (r *recorder) snapshot() (pcm []byte, ends int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]byte(nil), r.pcm...), r.ends
-}
-
 func (r *recorder) waitEnd(t *testing.T) {
 	t.Helper()
 	select {
