@@ -272,6 +272,8 @@ func TestWireUtterances(t *testing.T) {
 		{"asap/faseeh", tts.DialectFaseeh, ttsserver.ServerConfig{Pace: ttsserver.PaceASAP, FirstChunkDelay: -1}},
 		{"1.25x-60ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{Pace: 1.25, ChunkDuration: 60 * time.Millisecond}},
 		{"1.25x-60ms/faseeh", tts.DialectFaseeh, ttsserver.ServerConfig{Pace: 1.25, ChunkDuration: 60 * time.Millisecond}},
+		{"realtime-first40ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{FirstChunkDuration: 40 * time.Millisecond, Pace: ttsserver.PaceRealtime}},
+		{"realtime-first73ms/faseeh", tts.DialectFaseeh, ttsserver.ServerConfig{FirstChunkDuration: 73 * time.Millisecond, Pace: ttsserver.PaceRealtime}},
 		{"first40ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{FirstChunkDuration: 40 * time.Millisecond}},
 		{"first40ms/faseeh", tts.DialectFaseeh, ttsserver.ServerConfig{FirstChunkDuration: 40 * time.Millisecond}},
 		{"first10ms-1.25x-60ms/munsit", tts.DialectMunsit, ttsserver.ServerConfig{FirstChunkDuration: 10 * time.Millisecond,
