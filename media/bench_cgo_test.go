@@ -166,7 +166,9 @@ func (w *marshalWriter) WriteRTP(p *rtp.Packet) error {
 
 func benchStream(b *testing.B, cfg EncoderConfig, q ResamplerQuality) *Stream {
 	b.Helper()
-	s, err := NewStream(StreamConfig{Writer: &marshalWriter{}, Encoder: cfg, Resampler: q})
+	// No pre-roll: the benchmarks call sendFrame at one clock reading, so a
+	// talkspurt would never start; they measure the per-frame path.
+	s, err := NewStream(StreamConfig{Writer: &marshalWriter{}, Encoder: cfg, Resampler: q, PreRoll: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -284,6 +286,10 @@ func BenchmarkPacerFrame(b *testing.B) {
 			b.Fatal(err)
 		}
 		s.sendFrame(int64(i), now, 0)
+	}
+	b.StopTimer()
+	if st := s.Stats(); st.SpeechFrames != uint64(b.N) {
+		b.Fatalf("%d speech frames of %d: the benchmark measured silence", st.SpeechFrames, b.N)
 	}
 }
 

@@ -152,7 +152,8 @@ const (
 // 3 dB with 9 dB SNR from imaging) and releases the first 20 ms frame after
 // 40 ms of 16/24 kHz input (60 ms at 22.05 kHz, 80 ms at 8 kHz), where High
 // and VeryHigh need up to 160 ms at 8 kHz. The ~38-92 ms it holds back come
-// out at EndGeneration (Flush).
+// out at EndGeneration (Flush), or earlier when the pacer drains the stream
+// (zeros fed in, see StreamConfig.PreRoll).
 const DefaultResamplerQuality = ResampleMedium
 
 func (q ResamplerQuality) String() string {

@@ -101,6 +101,8 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		case s.gap == 1 && s.holding.Load():
 			// One frame of underrun: go on with what there is.
 			need = 1
+		case s.cfg.PreRoll < 0:
+			need = 1
 		case s.waitFrom.IsZero() || waiting < minLead:
 			// Audio seen first less than minLead ago starts a talkspurt only
 			// if its generation has ended (see minLead).

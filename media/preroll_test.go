@@ -78,11 +78,11 @@ func TestDrainPadsPartialFrame(t *testing.T) {
 	if err := h.s.Write(context.Background(), ramp(1, 3*FrameSamples/4), 24000); err != nil {
 		t.Fatal(err)
 	}
-	h.steps(4)   // two frames of lead (minLead), then the whole frame, then the drained one
+	h.steps(4)   // the whole frame, the drained one, silence
 	endGen(t, h) // nothing left to queue: done at the next frame
 	h.steps(2)
 	h.stop()
-	if got, want := h.frameString(), "...Ms.."; got != want {
+	if got, want := h.frameString(), ".Ms...."; got != want {
 		t.Fatalf("frames %s, want %s", got, want)
 	}
 	pcm := h.enc.pcm()
@@ -112,7 +112,7 @@ func TestDrainThenMoreAudio(t *testing.T) {
 	if err := h.s.Write(ctx, ramp(1, 3*FrameSamples/4), 24000); err != nil {
 		t.Fatal(err)
 	}
-	h.steps(4) // lead, frame 1, then the drained half frame: too late to take back
+	h.steps(2) // frame 1, then the drained half frame: too late to take back
 	if err := h.s.Write(ctx, ramp(5000, FrameSamples/2), 24000); err != nil {
 		t.Fatal(err)
 	}

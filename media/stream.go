@@ -87,7 +87,8 @@ type StreamConfig struct {
 	// without a gap while the TTS and libsoxr (which releases output in
 	// blocks) catch up. A talkspurt also starts when the generation has
 	// ended (all of it is queued) or PreRollWait after audio first waited.
-	// If zero, DefaultPreRoll; negative: start on the first whole frame.
+	// If zero, DefaultPreRoll; negative: start on the first whole frame
+	// (no pre-roll, no lead; drains still happen).
 	PreRoll time.Duration
 	// PreRollWait bounds the pre-roll: once audio has waited this long, the
 	// pacer drains what the producer holds (see EndGeneration) and starts

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -98,6 +99,8 @@ type delivery struct {
 	chunk    time.Duration // every later message's audio
 	speed    float64       // 0: as fast as possible; 1: real time; 1.25 ...
 	endAfter time.Duration // EndGeneration this long after the last audio (munsit: 400 ms)
+
+	firstFrame *time.Time // if set: when the first whole frame was queued
 }
 
 // send delivers pcm as d describes: the message carrying audio [a, b) is
@@ -124,6 +127,11 @@ func (d delivery) send(ctx context.Context, s *Stream, pcm []byte) (start time.T
 		if d.speed > 0 { // lateness includes the Write: when the audio was queued
 			late = max(late, time.Since(due))
 		}
+		if d.firstFrame != nil && d.firstFrame.IsZero() {
+			if st := s.Stats(); st.QueuedFrames > 0 || st.SpeechFrames > 0 {
+				*d.firstFrame = time.Now() // where a pacer without pre-roll could start
+			}
+		}
 		off += k
 	}
 	time.Sleep(d.endAfter)
@@ -136,6 +144,7 @@ type wireRun struct {
 	s       *Stream
 	started time.Time     // first Write
 	endIdx  int           // packets on the wire when EndGeneration returned
+	first   time.Time     // when the first whole frame was queued
 	late    time.Duration // the producer's worst lateness against its schedule
 	events  []Event
 	evIdx   []int
@@ -174,6 +183,7 @@ func playUtterance(t testing.TB, d delivery, cfg StreamConfig, freqs []float64) 
 	go func() { defer close(ran); _ = s.Run(ctx) }()
 	defer func() { cancel(); <-ran }()
 	time.Sleep(3 * FrameDuration) // a call is idle before the bot speaks
+	d.firstFrame = &r.first
 	r.started, r.late, err = d.send(ctx, s, utterance(d.rate, freqs))
 	if err != nil {
 		return nil, err
@@ -509,4 +519,66 @@ func playClear(t *testing.T, after time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// TestMeasurePreRoll (MEDIA_MEASURE=1: the default; =all: several) plays every delivery with several
+// pre-roll settings and prints, per setting, the runs the receiver found
+// broken, underruns, drains, and the first-audio latency: from the first
+// Write, and added over starting at the first whole frame (what the pacer
+// did without pre-roll).
+func TestMeasurePreRoll(t *testing.T) {
+	if os.Getenv("MEDIA_MEASURE") == "" {
+		t.Skip("set MEDIA_MEASURE=1 to measure")
+	}
+	settings := []time.Duration{DefaultPreRoll}
+	if os.Getenv("MEDIA_MEASURE") == "all" {
+		settings = []time.Duration{-1, 20 * time.Millisecond, 40 * time.Millisecond, 60 * time.Millisecond, 80 * time.Millisecond}
+	}
+	for _, pr := range settings {
+		var broken, runs int
+		var under, drains, resumes uint64
+		var sumLat, maxLat, sumAdd, maxAdd time.Duration
+		for _, d := range deliveries {
+			var dLat, dAdd time.Duration
+			dRuns := 0
+			for range 2 {
+				var wg sync.WaitGroup
+				res := make([]*wireRun, 4)
+				for i := range res {
+					wg.Go(func() {
+						r, err := playUtterance(t, d, StreamConfig{PreRoll: pr}, words)
+						if err != nil {
+							t.Error(err)
+						}
+						res[i] = r
+					})
+				}
+				wg.Wait()
+				for _, r := range res {
+					if r == nil {
+						continue
+					}
+					runs++
+					if r.check(d, words, r.s.lookahead) != nil {
+						broken++
+					}
+					under += r.stats.Underruns
+					drains += r.stats.Drains
+					resumes += r.stats.Resumes
+					lat := r.firstAudio()
+					add := lat - r.first.Sub(r.started)
+					sumLat += lat
+					sumAdd += add
+					maxLat, maxAdd = max(maxLat, lat), max(maxAdd, add)
+					dLat, dAdd, dRuns = dLat+lat, dAdd+add, dRuns+1
+				}
+			}
+			if dRuns > 0 {
+				t.Logf("preroll %v %s: first audio mean %v, added mean %v", pr, d.name,
+					(dLat / time.Duration(dRuns)).Round(time.Millisecond), (dAdd / time.Duration(dRuns)).Round(time.Millisecond))
+			}
+		}
+		t.Logf("preroll %v: %d/%d runs broken, %d underrun frames, %d drains (%d resumed), first audio mean %v max %v, added mean %v max %v",
+			pr, broken, runs, under, drains, resumes, sumLat/time.Duration(runs), maxLat, sumAdd/time.Duration(runs), maxAdd)
+	}
 }
