@@ -54,6 +54,7 @@ type botEvent struct {
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	Text    string `json:"text,omitempty"` // tts_interrupted: the cut generation's text
 }
 
 // botConn is one bot WebSocket on a call: one reader and one writer

@@ -402,17 +402,16 @@ func pcm16(b []byte) []int16 {
 // goertzel is the share of x's energy at f (rate fs): near 1 for a pure tone
 // at f.
 func goertzel(x []int16, f, fs float64) float64 {
-	w := 2 * math.Pi * f / fs
-	var s1, s2, e float64
-	for _, v := range x {
-		s := float64(v) + 2*math.Cos(w)*s1 - s2
-		s2, s1 = s1, s
-		e += float64(v) * float64(v)
+	xf := make([]float64, len(x))
+	var e float64
+	for i, v := range x {
+		xf[i] = float64(v)
+		e += xf[i] * xf[i]
 	}
 	if e == 0 {
 		return 0
 	}
-	return 2 * (s1*s1 + s2*s2 - 2*math.Cos(w)*s1*s2) / (float64(len(x)) * e)
+	return 2 * goertzelPower(xf, f, fs) / (float64(len(x)) * e)
 }
 
 // scrape returns the value of every sample line of /metrics starting with

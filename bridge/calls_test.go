@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 )
 
 // longText is speech that lasts long enough to be interrupted.
@@ -135,7 +136,7 @@ func TestBotProtocol(t *testing.T) {
 
 func TestTTSRefusal(t *testing.T) {
 	ctx := context.Background()
-	rs, err := tts.Start(ctx, "", tts.ServerConfig{APIKey: "the-right-key"})
+	rs, err := ttsserver.Start(ctx, "", ttsserver.ServerConfig{APIKey: "the-right-key"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,14 +191,14 @@ func TestTTSRefusal(t *testing.T) {
 func TestTTSTroubleDoesNotEndCall(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		faults tts.Faults
+		faults ttsserver.Faults
 		code   string
 	}{
-		{"drop", tts.Faults{DropAfterChunks: 4, Times: 1}, "tts_disconnected"},
-		{"error", tts.Faults{ErrorAfterChunks: 4, Times: 1}, "50001"},
+		{"drop", ttsserver.Faults{DropAfterChunks: 4, Times: 1}, "tts_disconnected"},
+		{"error", ttsserver.Faults{ErrorAfterChunks: 4, Times: 1}, "50001"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b := newBridge(t, Config{}, seams{ttsServer: tts.ServerConfig{Faults: tc.faults}})
+			b := newBridge(t, Config{}, seams{ttsServer: ttsserver.ServerConfig{Faults: tc.faults}})
 			c := b.createCall(t, "")
 			bt := b.dialBot(t, c.id)
 			bt.send(t, map[string]any{"type": "text", "text": testText, "flush": true})
@@ -205,12 +206,15 @@ func TestTTSTroubleDoesNotEndCall(t *testing.T) {
 			if ev["code"] != tc.code {
 				t.Errorf("error event %v, want code %s", ev, tc.code)
 			}
-			// The call goes on: new text is spoken.
+			// The call goes on: new text is spoken (its speaking, then its
+			// done; a cut generation's done may come first).
 			bt.send(t, map[string]any{"type": "text", "text": "نعم", "flush": true})
-			for {
-				if ev := bt.next(t, "error"); ev["type"] == "done" {
+			for spoke := false; ; {
+				ev := bt.next(t, "error")
+				if ev["type"] == "done" && spoke {
 					break
 				}
+				spoke = spoke || ev["type"] == "speaking"
 			}
 			if info := b.getInfo(t, c.id); info.State != stateConnected {
 				t.Errorf("state %q", info.State)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 )
 
 // lockedBuffer is an io.Writer safe for the logger's concurrent use.
@@ -35,7 +36,7 @@ func (l *lockedBuffer) String() string {
 // a log line, a response or the page's config.
 func TestSecretsNeverLeak(t *testing.T) {
 	const key, token = "tts-key-0123456789", "bridge-token-9876543210"
-	rs, err := tts.Start(context.Background(), "", tts.ServerConfig{APIKey: key})
+	rs, err := ttsserver.Start(context.Background(), "", ttsserver.ServerConfig{APIKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 )
 
 // Server is the bridge: the HTTP API and signaling of the public contract and
@@ -54,11 +55,11 @@ const maxEnded = 1024
 
 // seams are test hooks; the zero value is production behavior.
 type seams struct {
-	loopbackOnly bool             // gather ICE candidates on 127.0.0.1 only
-	iceTimeouts  [3]time.Duration // disconnected, failed, keepalive; zero: Pion's
-	ttsServer    tts.ServerConfig // the embedded TTS's configuration (faults)
-	heartbeat    time.Duration    // cluster heartbeat; zero: cluster.DefaultHeartbeat
-	nodeTTL      time.Duration    // cluster node TTL; zero: cluster.DefaultNodeTTL
+	loopbackOnly bool                   // gather ICE candidates on 127.0.0.1 only
+	iceTimeouts  [3]time.Duration       // disconnected, failed, keepalive; zero: Pion's
+	ttsServer    ttsserver.ServerConfig // the embedded TTS's configuration (faults)
+	heartbeat    time.Duration          // cluster heartbeat; zero: cluster.DefaultHeartbeat
+	nodeTTL      time.Duration          // cluster node TTL; zero: cluster.DefaultNodeTTL
 }
 
 // New validates cfg, applies its defaults and returns a Server. When

@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/voicebridge/voicebridge/media"
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 	"github.com/voicebridge/voicebridge/web"
 )
 
@@ -124,6 +127,53 @@ func (c *Session) stats() callStats {
 
 func (c *Session) framesSent() uint64 { return c.stats().framesSent }
 
+// playState is the handoff from the call's TTS client to its media stream.
+// Its zero value is ready.
+type playState struct {
+	gate writeGate
+	// ends counts generation ends not yet applied to the text cap: the TTS
+	// client reports them while a clear may hold textMu and wait for the
+	// client, so they are applied by the next speak, under textMu.
+	ends atomic.Int64
+}
+
+// writeGate holds the context the TTS handler's stream writes wait on, so
+// that a clear can cut a write blocked on a full queue at once.
+type writeGate struct {
+	mu     sync.Mutex
+	ctx    context.Context // guarded by mu; nil until first used
+	cancel context.CancelFunc
+}
+
+// get returns the current write context (a child of parent).
+func (g *writeGate) get(parent context.Context) context.Context {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ctx == nil {
+		g.ctx, g.cancel = context.WithCancel(parent)
+	}
+	return g.ctx
+}
+
+// close cancels the current write context: a write in progress returns,
+// and writes until reopen return at once (their audio is dropped).
+func (g *writeGate) close(parent context.Context) {
+	g.get(parent)
+	g.mu.Lock()
+	g.cancel()
+	g.mu.Unlock()
+}
+
+// reopen installs a fresh write context.
+func (g *writeGate) reopen(parent context.Context) {
+	g.mu.Lock()
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.ctx, g.cancel = context.WithCancel(parent)
+	g.mu.Unlock()
+}
+
 // speak appends text to the call's TTS stream, as the seeds describe. Calls
 // are serialized, so text from the HTTP API and bot sockets is spoken in the
 // order it was accepted.
@@ -131,14 +181,17 @@ func (c *Session) framesSent() uint64 { return c.stats().framesSent }
 // The text cap: speak returns ErrTextBufferFull when the text accepted
 // since the TTS last ended a generation (or since the last clear) would
 // exceed Config.MaxPendingText. A generation's end releases all triggered
-// text, not only its own: the TTS client ends every outstanding generation
-// at once when it infers the end by a quiet period (munsit sends no
-// isFinal), so counting per generation could leave a call refusing text
-// forever. The cap therefore bounds what a bot can pile up between two
-// generation ends.
+// text, not only its own: when the TTS client infers the end by a quiet
+// period (munsit sends no isFinal) it ends every outstanding generation at
+// once, so the cap bounds what a bot can pile up between two generation
+// ends.
 func (c *Session) speak(ctx context.Context, text string, flush, trigger bool) error {
 	c.textMu.Lock()
 	defer c.textMu.Unlock()
+	if c.play.ends.Swap(0) > 0 {
+		c.pendingText = c.untriggered
+		c.generating = false
+	}
 	if c.pendingText+len(text) > c.srv.cfg.MaxPendingText {
 		return fmt.Errorf("%w: %d bytes waiting (limit %d); send clear or wait for done",
 			ErrTextBufferFull, c.pendingText, c.srv.cfg.MaxPendingText)
@@ -161,15 +214,28 @@ func (c *Session) speak(ctx context.Context, text string, flush, trigger bool) e
 	return nil
 }
 
-// clear is barge-in: the playout queue is dropped (the next frame on the
-// wire is silence), then the TTS buffer and its generation, then the queue
-// again for audio the TTS delivered in between. Unsent text is forgotten.
+// clear is barge-in. Nothing in it waits on the network:
+//  1. the write gate closes: a stream write blocked on a full queue
+//     returns at once, and audio the TTS client delivers from now until
+//     step 4 is dropped;
+//  2. the TTS client clears (it waits only for a delivery in progress, now
+//     quick): nothing read from the service for text sent before the clear
+//     is delivered after it, whatever the service does (tts.Client.Clear);
+//  3. the playout queue is dropped: the next frame on the wire is silence;
+//  4. the gate reopens.
+//
+// No text can be sent meanwhile (textMu), so no audio of new text exists
+// before step 4. Until step 3 the pacer may still send queued frames of
+// the interrupted generation, contiguous with what it sent before; after
+// it, none. Unsent text is forgotten.
 func (c *Session) clear(ctx context.Context) error {
-	c.stream.Clear()
 	c.textMu.Lock()
 	defer c.textMu.Unlock()
+	c.play.gate.close(c.ctx)
 	err := c.tts.Clear(ctx)
 	c.stream.Clear()
+	c.play.gate.reopen(c.ctx)
+	c.play.ends.Store(0)
 	c.pendingText, c.untriggered, c.generating = 0, 0, false
 	c.ttfbStart.Store(0)
 	c.firstAudio.Store(0)
@@ -179,13 +245,10 @@ func (c *Session) clear(ctx context.Context) error {
 	return err
 }
 
-// generationEnded releases all triggered text from the pending count (see
-// speak).
+// generationEnded releases all triggered text from the pending count, at
+// the next speak (see playState.ends).
 func (c *Session) generationEnded() {
-	c.textMu.Lock()
-	defer c.textMu.Unlock()
-	c.pendingText = c.untriggered
-	c.generating = false
+	c.play.ends.Add(1)
 }
 
 // onStreamEvent turns playout events into bot events. It runs on the pacer
@@ -217,7 +280,8 @@ func (h ttsHandler) Audio(pcm []byte, sampleRate int) {
 		c.srv.metrics.ttsTTFB.Observe(now.Sub(time.Unix(0, t)).Seconds())
 		c.firstAudio.Store(now.UnixNano())
 	}
-	if err := c.stream.Write(c.ctx, pcm, sampleRate); err != nil && !errors.Is(err, media.ErrCleared) && c.ctx.Err() == nil {
+	wctx := c.play.gate.get(c.ctx)
+	if err := c.stream.Write(wctx, pcm, sampleRate); err != nil && !errors.Is(err, media.ErrCleared) && wctx.Err() == nil {
 		c.log.Warn("audio dropped", "err", err, "sample_rate", sampleRate)
 		c.broadcastError(err)
 	}
@@ -228,7 +292,8 @@ func (h ttsHandler) Audio(pcm []byte, sampleRate int) {
 func (h ttsHandler) GenerationEnd() {
 	c := h.c
 	c.generationEnded()
-	if err := c.stream.EndGeneration(c.ctx); err != nil && !errors.Is(err, media.ErrCleared) && c.ctx.Err() == nil {
+	wctx := c.play.gate.get(c.ctx)
+	if err := c.stream.EndGeneration(wctx); err != nil && !errors.Is(err, media.ErrCleared) && wctx.Err() == nil {
 		c.log.Warn("end of generation", "err", err)
 	}
 }
@@ -246,10 +311,16 @@ func (h ttsHandler) Event(e tts.Event) {
 		m.ttsErrors.WithLabelValues("disconnected").Inc()
 		c.log.Warn("tts connection lost; redialing", "err", e.Err)
 		c.broadcastEvent(botEvent{Type: "error", Code: "tts_disconnected",
-			Message: "the TTS connection dropped; reconnecting (text sent meanwhile will be spoken)"})
+			Message: "the TTS connection dropped; reconnecting (text not yet being spoken will be spoken)"})
 	case tts.EventReconnected:
 		m.ttsReconnects.Inc()
 		c.log.Info("tts reconnected")
+	case tts.EventInterrupted:
+		m.ttsErrors.WithLabelValues("interrupted").Inc()
+		c.log.Warn("tts connection cut a generation; it is not spoken again", "bytes", len(e.Text))
+		c.broadcastEvent(botEvent{Type: "error", Code: "tts_interrupted",
+			Message: "the TTS connection dropped during this text's speech; the caller heard its start, so it is not spoken again (send it again if needed)",
+			Text:    e.Text})
 	case tts.EventRedialFailed:
 		m.ttsErrors.WithLabelValues("redial_failed").Inc()
 		c.log.Warn("tts redials failed; the next text retries", "err", e.Err)
@@ -261,7 +332,7 @@ func (h ttsHandler) Event(e tts.Event) {
 // embeddedTTS is the TTS server voicebridge runs on loopback by default: a
 // real WebSocket server, so the client is exercised as against a hosted one.
 type embeddedTTS struct {
-	rs      *tts.RunningServer
+	rs      *ttsserver.RunningServer
 	url     string
 	dialect tts.Dialect
 }
@@ -269,7 +340,7 @@ type embeddedTTS struct {
 // startEmbeddedTTS starts the embedded TTS on a free loopback port. It speaks
 // cfg.TTSDialect, munsit if empty (it has clear, flush and output_format).
 // It lives until close, whatever ctx does.
-func startEmbeddedTTS(ctx context.Context, cfg Config, log *slog.Logger, scfg tts.ServerConfig) (*embeddedTTS, error) {
+func startEmbeddedTTS(ctx context.Context, cfg Config, log *slog.Logger, scfg ttsserver.ServerConfig) (*embeddedTTS, error) {
 	d := cfg.TTSDialect
 	if d == "" {
 		d = tts.DialectMunsit
@@ -277,7 +348,7 @@ func startEmbeddedTTS(ctx context.Context, cfg Config, log *slog.Logger, scfg tt
 	if scfg.Logger == nil {
 		scfg.Logger = log.With("component", "embedded-tts")
 	}
-	rs, err := tts.Start(context.WithoutCancel(ctx), "127.0.0.1:0", scfg)
+	rs, err := ttsserver.Start(context.WithoutCancel(ctx), "127.0.0.1:0", scfg)
 	if err != nil {
 		return nil, err
 	}

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
 
 // segment is one text message sent (or queued) whose generation has not
-// ended yet: it is sent again after a redial.
+// ended yet: it is sent again after a redial, unless its generation was
+// cut after some of its audio was delivered (see EventInterrupted).
 type segment struct {
 	msg     []byte
+	text    string
 	trigger bool
 }
 
@@ -40,7 +43,7 @@ type Client struct {
 	conn        *wsConn   // guarded by mu: current connection; nil while (re)dialing
 	closed      bool      // guarded by mu
 	gaveUp      bool      // guarded by mu: redials exhausted; next SendText redials
-	swap        bool      // guarded by mu: faseeh Clear retired conn; dial a fresh one
+	swap        bool      // guarded by mu: Clear retired conn; dial a fresh one
 	unspoken    []segment // guarded by mu: sent text whose generation has not ended
 	outstanding int       // guarded by mu: flushed/triggered generations not ended
 	since       time.Time // guarded by mu: start of the oldest outstanding wait
@@ -95,9 +98,11 @@ func Dial(ctx context.Context, cfg ClientConfig, h Handler) (*Client, error) {
 //
 // It never blocks on the network. While the connection is down the text is
 // queued and sent after the redial, together with any text whose
-// generation had not ended (no text is lost; a generation cut mid-way is
-// spoken again from its start). If redials were given up, SendText starts
-// a new round. It returns ErrClosed after Close, or ctx.Err().
+// generation had not started (no text is lost). A generation cut after
+// some of its audio was delivered is not sent again (that would repeat
+// words already heard): it is reported as EventInterrupted with its text.
+// If redials were given up, SendText starts a new round. It returns
+// ErrClosed after Close, or ctx.Err().
 func (c *Client) SendText(ctx context.Context, text string, flush, tryTrigger bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -106,7 +111,7 @@ func (c *Client) SendText(ctx context.Context, text string, flush, tryTrigger bo
 	if err != nil {
 		return err
 	}
-	seg := segment{msg: msg, trigger: c.d.triggers(flush, tryTrigger)}
+	seg := segment{msg: msg, text: text, trigger: c.d.triggers(flush, tryTrigger)}
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -134,22 +139,21 @@ func (c *Client) SendText(ctx context.Context, text string, flush, tryTrigger bo
 // current generation. After Clear returns, no audio of text sent before it
 // reaches Handler.Audio, and no GenerationEnd is reported for it.
 //
-// Munsit: sends {"type":"clear"} followed by a WebSocket ping, and drops
-// every audio chunk read before that ping's pong: a service processes its
-// reads in order, so audio after the pong belongs to text sent after the
-// Clear. (Residual race: a service that keeps emitting audio of the old
-// generation after it has read the clear and answered the ping would be
-// heard; the seed says clear stops it.)
+// It does so by construction, whatever the service does after it reads the
+// clear (answer late, keep streaming, answer pings from its read loop): the
+// connection is retired, so nothing more read from it is delivered, and a
+// fresh one is dialed at once; text sent meanwhile waits for it. Munsit is
+// first sent {"type":"clear"} on the old connection, for the service's
+// sake (its seed defines it), then both dialects get closeConnection and a
+// close frame. Faseeh has no clear message. When nothing can be in flight
+// (no text since the last clear or end, and every generation on the
+// connection ended with isFinal, not by inference) the connection is kept:
+// munsit then only gets the clear.
 //
-// Faseeh has no clear message: the connection is retired (nothing more from
-// it is delivered) and a fresh one is dialed; text sent meanwhile waits for
-// it. When nothing is pending (every generation ended, no text since) the
-// connection is kept. (Residual: when the end was inferred by the quiet
-// period, audio of that generation arriving later would still be heard.)
-//
-// Clear waits for a Handler.Audio call in progress to return (so a
-// blocking Audio must be unblocked by the caller's own clear, e.g. of its
-// playout queue); ctx bounds that wait.
+// Clear never waits on the network. It waits for a Handler.Audio call in
+// progress to return (so a blocking Audio must be unblocked by the
+// caller, e.g. by cancelling the context its Write waits on); ctx bounds
+// that wait.
 func (c *Client) Clear(ctx context.Context) error {
 	select {
 	case c.deliver <- struct{}{}:
@@ -165,28 +169,19 @@ func (c *Client) Clear(ctx context.Context) error {
 	idle := len(c.unspoken) == 0 && c.outstanding == 0
 	c.unspoken, c.outstanding, c.audioSeen = nil, 0, false
 	conn := c.conn
-	var seq uint64
-	if conn != nil && c.d.clearMsg() == nil && idle {
-		conn = nil // faseeh with nothing to interrupt: keep the connection
-	}
-	if conn != nil {
+	keep := conn != nil && idle && !conn.inferred
+	if conn != nil && !keep {
+		conn.retired = true
 		conn.hasCarry = false
-		if c.d.clearMsg() == nil {
-			conn.retired = true
-			c.conn, c.swap = nil, true
-		} else {
-			conn.barrier++
-			seq = conn.barrier
-			conn.needPong = seq
-		}
+		c.conn, c.swap = nil, true
 	}
 	c.mu.Unlock()
 	if conn != nil {
 		if m := c.d.clearMsg(); m != nil {
 			conn.send(outItem{kind: outText, data: m})
-			conn.send(outItem{kind: outPing, seq: seq})
-		} else {
-			conn.shutdown(true)
+		}
+		if !keep {
+			conn.shutdown(true) // closeConnection after the clear
 		}
 	}
 	c.wake()
@@ -240,6 +235,7 @@ func (c *Client) run(conn *wsConn) {
 		if !swapped {
 			c.log.Warn("tts: connection lost", "err", err)
 			c.h.Event(Event{Kind: EventDisconnected, Err: err})
+			c.interrupted()
 		}
 		if conn = c.redial(swapped); conn == nil {
 			return
@@ -250,7 +246,7 @@ func (c *Client) run(conn *wsConn) {
 var errSwapped = errors.New("tts: connection retired by Clear")
 
 // serve dispatches conn's frames to the Handler until conn ends, the
-// client closes, or a faseeh Clear retires it.
+// client closes, or a Clear retires it.
 func (c *Client) serve(conn *wsConn, timer *time.Timer) error {
 	c.arm(timer)
 	for {
@@ -311,7 +307,7 @@ func (c *Client) handle(conn *wsConn, f *frame, timer *time.Timer) {
 	}
 	// frameAudio.
 	c.deliver <- struct{}{}
-	if conn.retired || f.pong < conn.needPong {
+	if conn.retired {
 		<-c.deliver
 		return // audio of a cleared generation
 	}
@@ -351,34 +347,73 @@ func (c *Client) handle(conn *wsConn, f *frame, timer *time.Timer) {
 	c.arm(timer)
 }
 
-// endGeneration reports the end of the oldest outstanding generation (all
-// of them when inferred by the timer) and forgets its text.
-func (c *Client) endGeneration(all bool) {
+// endGeneration reports the end of the oldest outstanding generation, or
+// of every outstanding one when inferred by the timer (the service was
+// quiet: whatever it was asked for has been said), one GenerationEnd per
+// generation, in order. It forgets their text. The calls are made under
+// the deliver semaphore, so a Clear either precedes them (and they are not
+// made) or waits for them.
+func (c *Client) endGeneration(inferred bool) {
+	c.deliver <- struct{}{}
+	defer func() { <-c.deliver }()
 	c.mu.Lock()
 	if c.outstanding == 0 {
 		c.mu.Unlock()
 		return
 	}
-	if all {
-		c.outstanding = 0
-		last := -1
-		for i, s := range c.unspoken {
-			if s.trigger {
-				last = i
-			}
+	n := 1
+	if inferred {
+		n = c.outstanding
+		if c.conn != nil {
+			c.conn.inferred = true
 		}
-		c.unspoken = append(c.unspoken[:0:0], c.unspoken[last+1:]...)
-	} else {
-		c.outstanding--
-		for i, s := range c.unspoken {
-			if s.trigger {
-				c.unspoken = c.unspoken[i+1:]
-				break
-			}
-		}
+	}
+	n = min(n, c.outstanding)
+	for range n {
+		c.dropOldest()
 	}
 	c.since, c.audioSeen = time.Now(), false
 	c.mu.Unlock()
+	for range n {
+		c.h.GenerationEnd()
+	}
+}
+
+// dropOldest forgets the oldest outstanding generation: its text up to and
+// including its trigger. It returns that text. Called with mu held and
+// outstanding > 0.
+func (c *Client) dropOldest() string {
+	c.outstanding--
+	var b strings.Builder
+	for i, s := range c.unspoken {
+		b.WriteString(s.text)
+		if s.trigger {
+			c.unspoken = c.unspoken[i+1:]
+			break
+		}
+	}
+	return b.String()
+}
+
+// interrupted handles the generation a lost connection cut: when some of
+// the oldest outstanding generation's audio was delivered, it is not sent
+// again; the Handler gets EventInterrupted with its text, then its
+// GenerationEnd (the audio it did deliver plays to its end). Called on the
+// run goroutine after the connection ended.
+func (c *Client) interrupted() {
+	c.deliver <- struct{}{}
+	defer func() { <-c.deliver }()
+	c.mu.Lock()
+	if c.outstanding == 0 || !c.audioSeen {
+		c.mu.Unlock()
+		return
+	}
+	text := c.dropOldest()
+	c.since, c.audioSeen = time.Now(), false
+	c.mu.Unlock()
+	c.log.Warn("tts: generation cut mid-way; not spoken again", "bytes", len(text))
+	c.h.Event(Event{Kind: EventInterrupted, Text: text,
+		Err: networkError(c.d.name(), "connection lost during the generation", nil, "")})
 	c.h.GenerationEnd()
 }
 

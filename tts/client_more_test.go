@@ -1,9 +1,11 @@
-package tts
+package tts_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,21 +23,21 @@ import (
 func TestChunking(t *testing.T) {
 	tests := []struct {
 		name string
-		f    Faults
+		f    ttsserver.Faults
 	}{
-		{"odd", Faults{Chunking: ChunkOdd}},
-		{"tiny", Faults{Chunking: ChunkTiny, Seed: 1}},
-		{"random", Faults{Chunking: ChunkRandom, Seed: 2}},
-		{"fixed-1-byte", Faults{Chunking: ChunkFixed, ChunkBytes: 1}},
-		{"fixed-4801", Faults{Chunking: ChunkFixed, ChunkBytes: 4801}},
+		{"odd", ttsserver.Faults{Chunking: ttsserver.ChunkOdd}},
+		{"tiny", ttsserver.Faults{Chunking: ttsserver.ChunkTiny, Seed: 1}},
+		{"random", ttsserver.Faults{Chunking: ttsserver.ChunkRandom, Seed: 2}},
+		{"fixed-1-byte", ttsserver.Faults{Chunking: ttsserver.ChunkFixed, ChunkBytes: 1}},
+		{"fixed-4801", ttsserver.Faults{Chunking: ttsserver.ChunkFixed, ChunkBytes: 4801}},
 	}
 	for _, tt := range tests {
-		for _, d := range []Dialect{DialectFaseeh, DialectMunsit} {
+		for _, d := range []tts.Dialect{tts.DialectFaseeh, tts.DialectMunsit} {
 			t.Run(tt.name+"/"+string(d), func(t *testing.T) {
-				rs := startServer(t, ServerConfig{Faults: tt.f, MunsitIsFinal: true})
+				rs := startServer(t, ttsserver.ServerConfig{Faults: tt.f, MunsitIsFinal: true})
 				var odd atomic.Int32
 				rec := newRecorder()
-				h := HandlerFuncs{
+				h := tts.HandlerFuncs{
 					AudioFunc: func(pcm []byte, rate int) {
 						if len(pcm)%2 != 0 {
 							odd.Add(1)
@@ -53,7 +55,7 @@ func TestChunking(t *testing.T) {
 					t.Fatal(err)
 				}
 				rec.waitEnd(t)
-				want, err := rs.synth.pcm(context.Background(), text, "ar-najdi-male-2", 24000, 1)
+				want, err := rs.Synthesize(context.Background(), text, "ar-najdi-male-2", 24000, 1)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -70,9 +72,9 @@ func TestChunking(t *testing.T) {
 }
 
 func TestSampleRateChange(t *testing.T) {
-	rs := startServer(t, ServerConfig{Faults: Faults{SwitchRateAfterChunks: 2, SwitchRate: 16000, Chunking: ChunkOdd}})
+	rs := startServer(t, ttsserver.ServerConfig{Faults: ttsserver.Faults{SwitchRateAfterChunks: 2, SwitchRate: 16000, Chunking: ttsserver.ChunkOdd}})
 	rec := newRecorder()
-	c := dial(t, clientConfig(rs, DialectFaseeh), rec)
+	c := dial(t, clientConfig(rs, tts.DialectFaseeh), rec)
 	if err := c.SendText(context.Background(), "مرحبا بك في فصيح كيف يمكنني مساعدتك اليوم", true, false); err != nil {
 		t.Fatal(err)
 	}
@@ -85,11 +87,12 @@ func TestSampleRateChange(t *testing.T) {
 
 // TestOutputFormats: munsit's output_format is honoured; faseeh speaks 24000.
 func TestOutputFormats(t *testing.T) {
-	rs := startServer(t, ServerConfig{})
-	for f, rate := range outputFormats {
+	rs := startServer(t, ttsserver.ServerConfig{})
+	for _, f := range []string{"pcm_8000", "pcm_16000", "pcm_22050", "pcm_24000"} {
+		rate, _ := tts.FormatSampleRate(f)
 		t.Run(f, func(t *testing.T) {
 			rec := newRecorder()
-			cfg := clientConfig(rs, DialectMunsit)
+			cfg := clientConfig(rs, tts.DialectMunsit)
 			cfg.OutputFormat = f
 			c := dial(t, cfg, rec)
 			if err := c.SendText(context.Background(), "hello", true, false); err != nil {
@@ -109,9 +112,9 @@ func TestOutputFormats(t *testing.T) {
 func TestGenerationEnd(t *testing.T) {
 	for _, isFinal := range []bool{false, true} {
 		t.Run(map[bool]string{false: "inferred", true: "isFinal"}[isFinal], func(t *testing.T) {
-			rs := startServer(t, ServerConfig{MunsitIsFinal: isFinal})
+			rs := startServer(t, ttsserver.ServerConfig{MunsitIsFinal: isFinal})
 			rec := newRecorder()
-			c := dial(t, clientConfig(rs, DialectMunsit), rec)
+			c := dial(t, clientConfig(rs, tts.DialectMunsit), rec)
 			ctx := context.Background()
 			for _, s := range []string{"one", "two"} {
 				if err := c.SendText(ctx, s, true, false); err != nil {
@@ -137,18 +140,18 @@ func TestGenerationEnd(t *testing.T) {
 // TestServerErrorShapes: an error after N chunks arrives in each dialect's
 // shape and becomes a *Error event.
 func TestServerErrorShapes(t *testing.T) {
-	for d, code := range map[Dialect]string{DialectFaseeh: "tts_error", DialectMunsit: "50001"} {
+	for d, code := range map[tts.Dialect]string{tts.DialectFaseeh: "tts_error", tts.DialectMunsit: "50001"} {
 		t.Run(string(d), func(t *testing.T) {
-			rs := startServer(t, ServerConfig{Faults: Faults{ErrorAfterChunks: 1}})
+			rs := startServer(t, ttsserver.ServerConfig{Faults: ttsserver.Faults{ErrorAfterChunks: 1}})
 			rec := newRecorder()
 			c := dial(t, clientConfig(rs, d), rec)
 			if err := c.SendText(context.Background(), "hello there", true, false); err != nil {
 				t.Fatal(err)
 			}
-			ev := rec.waitEvent(t, EventError)
-			var e *Error
+			ev := rec.waitEvent(t, tts.EventError)
+			var e *tts.Error
 			if !errors.As(ev.Err, &e) || e.Code != code || e.Dialect != d || !strings.Contains(e.Message, "injected") {
-				t.Fatalf("event %v: want *Error code %s", ev, code)
+				t.Fatalf("event %v: want *tts.Error code %s", ev, code)
 			}
 			rec.waitEnd(t) // the failed generation still ends (inferred)
 		})
@@ -192,7 +195,7 @@ func scriptedInit(t *testing.T, initReply string, onText bool, script ...string)
 			}
 		}
 	})
-	return base + FaseehPath
+	return base + ttsserver.FaseehPath
 }
 
 // TestMalformedServerMessages: each gives a clear protocol error event, no
@@ -208,14 +211,14 @@ func TestMalformedServerMessages(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			url := scriptedServer(t, tt.msg, `{"audio":"AQIDBA==","sampleRate":24000}`)
 			rec := newRecorder()
-			cfg := ClientConfig{URL: url, ModelID: "m", VoiceID: "v", ReadLimit: 1024, MaxRedials: -1}
+			cfg := tts.ClientConfig{URL: url, ModelID: "m", VoiceID: "v", ReadLimit: 1024, MaxRedials: -1}
 			dial(t, cfg, rec)
-			ev := rec.waitEvent(t, EventError)
-			if !errors.Is(ev.Err, ErrProtocol) || !strings.Contains(ev.Err.Error(), tt.want) {
+			ev := rec.waitEvent(t, tts.EventError)
+			if !errors.Is(ev.Err, tts.ErrProtocol) || !strings.Contains(ev.Err.Error(), tt.want) {
 				t.Fatalf("event %v, want a protocol error about %q", ev, tt.want)
 			}
 			if tt.name == "over limit" {
-				rec.waitEvent(t, EventDisconnected)
+				rec.waitEvent(t, tts.EventDisconnected)
 				return
 			}
 			rec.waitAudio(t) // the next good chunk still arrives
@@ -223,10 +226,10 @@ func TestMalformedServerMessages(t *testing.T) {
 	}
 }
 
-// switchable serves a tts.Server that the test can take down and replace.
+// switchable serves a ttsserver.Server that the test can take down and replace.
 type switchable struct {
 	mu   sync.Mutex
-	srv  *Server
+	srv  *ttsserver.Server
 	down bool
 }
 
@@ -245,7 +248,7 @@ func (s *switchable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // client reports EventRedialFailed, keeps the text, and the next SendText
 // redials and delivers it.
 func TestRedialGiveUpThenSendText(t *testing.T) {
-	sw := &switchable{srv: NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1, MunsitIsFinal: true})}
+	sw := &switchable{srv: ttsserver.NewServer(ttsserver.ServerConfig{Pace: ttsserver.PaceASAP, FirstChunkDelay: -1, MunsitIsFinal: true})}
 	hs := httptest.NewServer(sw)
 	defer func() {
 		hs.Close()
@@ -254,7 +257,7 @@ func TestRedialGiveUpThenSendText(t *testing.T) {
 		sw.mu.Unlock()
 	}()
 	rec := newRecorder()
-	cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath, VoiceID: "ar-x", MaxRedials: 2, RedialBackoff: 1,
+	cfg := tts.ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + ttsserver.MunsitPath, VoiceID: "ar-x", MaxRedials: 2, RedialBackoff: 1,
 		QuietPeriod: guard}
 	c := dial(t, cfg, rec)
 	ctx := context.Background()
@@ -264,24 +267,24 @@ func TestRedialGiveUpThenSendText(t *testing.T) {
 	old := sw.srv
 	sw.mu.Unlock()
 	old.Close() // drops the connection
-	rec.waitEvent(t, EventDisconnected)
-	ev := rec.waitEvent(t, EventRedialFailed)
-	if !errors.Is(ev.Err, ErrNetwork) {
-		t.Fatalf("redial failure %v, want ErrNetwork", ev.Err)
+	rec.waitEvent(t, tts.EventDisconnected)
+	ev := rec.waitEvent(t, tts.EventRedialFailed)
+	if !errors.Is(ev.Err, tts.ErrNetwork) {
+		t.Fatalf("redial failure %v, want tts.ErrNetwork", ev.Err)
 	}
 	if err := c.SendText(ctx, "queued while down ", false, false); err != nil {
 		t.Fatal(err)
 	}
 
 	sw.mu.Lock()
-	sw.srv, sw.down = NewServer(ServerConfig{Pace: PaceASAP, FirstChunkDelay: -1, MunsitIsFinal: true}), false
+	sw.srv, sw.down = ttsserver.NewServer(ttsserver.ServerConfig{Pace: ttsserver.PaceASAP, FirstChunkDelay: -1, MunsitIsFinal: true}), false
 	sw.mu.Unlock()
 	if err := c.SendText(ctx, "and now", true, false); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitEvent(t, EventReconnected)
+	rec.waitEvent(t, tts.EventReconnected)
 	rec.waitEnd(t)
-	want, _ := sw.srv.synth.pcm(ctx, "queued while down and now", "ar-x", 24000, 1)
+	want, _ := sw.srv.Synthesize(ctx, "queued while down and now", "ar-x", 24000, 1)
 	if got, _, _ := rec.snapshot(); !bytes.Equal(got, want) {
 		t.Fatalf("got %d bytes, want the %d of both texts", len(got), len(want))
 	}
@@ -297,20 +300,20 @@ func TestKeyNeverLeaks(t *testing.T) {
 		http.Error(w, "nope", http.StatusForbidden)
 	}))
 	defer hs.Close()
-	for _, p := range []AuthPlacement{AuthQuery, AuthHeader, AuthInitMessage} {
-		cfg := ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + MunsitPath + "?x-api-key=" + key, APIKey: key,
+	for _, p := range []tts.AuthPlacement{tts.AuthQuery, tts.AuthHeader, tts.AuthInitMessage} {
+		cfg := tts.ClientConfig{URL: "ws" + strings.TrimPrefix(hs.URL, "http") + ttsserver.MunsitPath + "?x-api-key=" + key, APIKey: key,
 			Auth: p, VoiceID: "v", Logger: log}
-		_, err := Dial(context.Background(), cfg, HandlerFuncs{})
+		_, err := tts.Dial(context.Background(), cfg, tts.HandlerFuncs{})
 		if err == nil || strings.Contains(err.Error(), key) {
 			t.Fatalf("%v: error %v", p, err)
 		}
-		if p != AuthInitMessage && !errors.Is(err, ErrAuth) {
-			t.Errorf("403 handshake: %v, want ErrAuth", err)
+		if p != tts.AuthInitMessage && !errors.Is(err, tts.ErrAuth) {
+			t.Errorf("403 handshake: %v, want tts.ErrAuth", err)
 		}
 	}
 	// Unreachable host: the dial error must not carry the URL's key either.
-	cfg := ClientConfig{URL: "ws://127.0.0.1:1/x?x-api-key=" + key, APIKey: key, Auth: AuthQuery, ModelID: "m", VoiceID: "v", Logger: log}
-	if _, err := Dial(context.Background(), cfg, HandlerFuncs{}); err == nil || strings.Contains(err.Error(), key) || !errors.Is(err, ErrNetwork) {
+	cfg := tts.ClientConfig{URL: "ws://127.0.0.1:1/x?x-api-key=" + key, APIKey: key, Auth: tts.AuthQuery, ModelID: "m", VoiceID: "v", Logger: log}
+	if _, err := tts.Dial(context.Background(), cfg, tts.HandlerFuncs{}); err == nil || strings.Contains(err.Error(), key) || !errors.Is(err, tts.ErrNetwork) {
 		t.Fatalf("unreachable: %v", err)
 	}
 	mu.Lock()
@@ -318,7 +321,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 	if strings.Contains(logs.String(), key) {
 		t.Fatalf("logs leak the key:\n%s", logs.String())
 	}
-	if got := redactURL("wss://h/p?x-api-key="+key+"&a=b", key); strings.Contains(got, key) || !strings.Contains(got, "x-api-key=REDACTED") {
+	if got := tts.RedactURL("wss://h/p?x-api-key="+key+"&a=b", key); strings.Contains(got, key) || !strings.Contains(got, "x-api-key=REDACTED") {
 		t.Fatalf("redactURL = %s", got)
 	}
 }
@@ -335,53 +338,53 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := ClientConfig{URL: "wss://api.faseeh.com/api/v1/text-to-speech", ModelID: "m", VoiceID: "v"}
+	ok := tts.ClientConfig{URL: "wss://api.faseeh.com/api/v1/text-to-speech", ModelID: "m", VoiceID: "v"}
 	if err := ok.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	mun := ClientConfig{URL: "wss://api.munsit.ai/api/v1/websocket/text-to-speech", VoiceID: "v"}
+	mun := tts.ClientConfig{URL: "wss://api.munsit.ai/api/v1/websocket/text-to-speech", VoiceID: "v"}
 	if err := mun.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		mod   func(*ClientConfig)
+		mod   func(*tts.ClientConfig)
 		field string
 	}{
-		{func(c *ClientConfig) { c.URL = "" }, "url"},
-		{func(c *ClientConfig) { c.URL = "https://x/y" }, "url"},
-		{func(c *ClientConfig) { c.VoiceID = " " }, "voice_id"},
-		{func(c *ClientConfig) { c.ModelID = "" }, "model_id"},
-		{func(c *ClientConfig) { c.VoiceSettings.Stability = f64(1.1) }, "voice_settings.stability"},
-		{func(c *ClientConfig) { c.URL = mun.URL; c.VoiceSettings.SimilarityBoost = f64(-0.1) }, "voice_settings.similarity_boost"},
-		{func(c *ClientConfig) { c.URL = mun.URL; c.VoiceSettings.Speed = f64(1.3) }, "voice_settings.speed"},
-		{func(c *ClientConfig) { c.URL = mun.URL; c.VoiceSettings.Speed = f64(0.69) }, "voice_settings.speed"},
-		{func(c *ClientConfig) { c.VoiceSettings.Speed = f64(1) }, "voice_settings.speed"}, // faseeh has no speed
-		{func(c *ClientConfig) { c.OutputFormat = "mp3" }, "output_format"},
-		{func(c *ClientConfig) { c.Dialect = "polly" }, "dialect"},
-		{func(c *ClientConfig) { c.URL = mun.URL; c.LegacyInit = true }, "legacy_init"},
+		{func(c *tts.ClientConfig) { c.URL = "" }, "url"},
+		{func(c *tts.ClientConfig) { c.URL = "https://x/y" }, "url"},
+		{func(c *tts.ClientConfig) { c.VoiceID = " " }, "voice_id"},
+		{func(c *tts.ClientConfig) { c.ModelID = "" }, "model_id"},
+		{func(c *tts.ClientConfig) { c.VoiceSettings.Stability = f64(1.1) }, "voice_settings.stability"},
+		{func(c *tts.ClientConfig) { c.URL = mun.URL; c.VoiceSettings.SimilarityBoost = f64(-0.1) }, "voice_settings.similarity_boost"},
+		{func(c *tts.ClientConfig) { c.URL = mun.URL; c.VoiceSettings.Speed = f64(1.3) }, "voice_settings.speed"},
+		{func(c *tts.ClientConfig) { c.URL = mun.URL; c.VoiceSettings.Speed = f64(0.69) }, "voice_settings.speed"},
+		{func(c *tts.ClientConfig) { c.VoiceSettings.Speed = f64(1) }, "voice_settings.speed"}, // faseeh has no speed
+		{func(c *tts.ClientConfig) { c.OutputFormat = "mp3" }, "output_format"},
+		{func(c *tts.ClientConfig) { c.Dialect = "polly" }, "dialect"},
+		{func(c *tts.ClientConfig) { c.URL = mun.URL; c.LegacyInit = true }, "legacy_init"},
 	}
 	for _, tt := range tests {
 		c := ok
 		tt.mod(&c)
-		var fe *FieldError
-		if err := c.Validate(); !errors.As(err, &fe) || fe.Field != tt.field || !errors.Is(err, ErrInvalidConfig) {
-			t.Errorf("%+v: got %v, want a FieldError on %s", c, err, tt.field)
+		var fe *tts.FieldError
+		if err := c.Validate(); !errors.As(err, &fe) || fe.Field != tt.field || !errors.Is(err, tts.ErrInvalidConfig) {
+			t.Errorf("%+v: got %v, want a tts.FieldError on %s", c, err, tt.field)
 		}
 	}
 	want := "tts: voice_settings.speed: must be between 0.7 and 1.2"
-	if got := (VoiceSettings{Speed: f64(2)}).Validate(); got == nil || got.Error() != want {
+	if got := (tts.VoiceSettings{Speed: f64(2)}).Validate(); got == nil || got.Error() != want {
 		t.Errorf("got %v, want %s", got, want)
 	}
 }
 
 func TestCloseIdempotent(t *testing.T) {
 	closed := make(chan struct{}, 1)
-	rs := startServer(t, ServerConfig{OnMessage: func(_ Dialect, msg []byte) {
+	rs := startServer(t, ttsserver.ServerConfig{OnMessage: func(_ tts.Dialect, msg []byte) {
 		if string(msg) == `{"type":"closeConnection"}` {
 			closed <- struct{}{}
 		}
 	}})
-	c := dial(t, clientConfig(rs, DialectMunsit), newRecorder())
+	c := dial(t, clientConfig(rs, tts.DialectMunsit), newRecorder())
 	if err := c.SendText(context.Background(), "bye", true, false); err != nil {
 		t.Fatal(err)
 	}
@@ -392,10 +395,10 @@ func TestCloseIdempotent(t *testing.T) {
 	case <-time.After(guard):
 		t.Fatal("Close sent no closeConnection")
 	}
-	if err := c.SendText(context.Background(), "x", false, false); !errors.Is(err, ErrClosed) {
+	if err := c.SendText(context.Background(), "x", false, false); !errors.Is(err, tts.ErrClosed) {
 		t.Fatalf("SendText after Close: %v", err)
 	}
-	if err := c.Clear(context.Background()); !errors.Is(err, ErrClosed) {
+	if err := c.Clear(context.Background()); !errors.Is(err, tts.ErrClosed) {
 		t.Fatalf("Clear after Close: %v", err)
 	}
 }
@@ -406,16 +409,13 @@ func TestCloseIdempotent(t *testing.T) {
 func TestFaseehWithoutIsFinal(t *testing.T) {
 	url := scripted(t, true, `{"audio":"AQIDBA==","sampleRate":24000,"isFinal":false}`)
 	rec := newRecorder()
-	cfg := ClientConfig{URL: url, ModelID: "m", VoiceID: "v", FirstAudioTimeout: 50 * time.Millisecond}
+	cfg := tts.ClientConfig{URL: url, ModelID: "m", VoiceID: "v", FirstAudioTimeout: 50 * time.Millisecond}
 	c := dial(t, cfg, rec)
 	if err := c.SendText(context.Background(), "x", true, false); err != nil {
 		t.Fatal(err)
 	}
 	rec.waitEnd(t)
-	c.mu.Lock()
-	sendsFinal := c.sendsFinal
-	c.mu.Unlock()
-	if sendsFinal {
+	if tts.SendsFinal(c) {
 		t.Fatal("still trusting isFinal after a generation without it")
 	}
 }
@@ -448,7 +448,7 @@ func TestKeepalive(t *testing.T) {
 		}
 	})
 	rec := newRecorder()
-	cfg := ClientConfig{URL: base + FaseehPath, ModelID: "m", VoiceID: "v",
+	cfg := tts.ClientConfig{URL: base + ttsserver.FaseehPath, ModelID: "m", VoiceID: "v",
 		PingInterval: 50 * time.Millisecond, MaxRedials: -1}
 	dial(t, cfg, rec)
 	select {
@@ -457,19 +457,9 @@ func TestKeepalive(t *testing.T) {
 		t.Fatal("no keepalive ping")
 	}
 	answer.Store(false)
-	ev := rec.waitEvent(t, EventDisconnected)
-	if !errors.Is(ev.Err, ErrNetwork) {
-		t.Fatalf("dead peer: %v, want ErrNetwork", ev.Err)
-	}
-}
-
-func TestReadAll(t *testing.T) {
-	for _, n := range []int{0, 1, 4095, 4096, 4097, 100000} {
-		want := bytes.Repeat([]byte{'x'}, n)
-		got, err := readAll(bytes.NewReader(want), []byte{1, 2, 3})
-		if err != nil || !bytes.Equal(got[3:], want) {
-			t.Fatalf("readAll(%d): %d bytes, %v", n, len(got)-3, err)
-		}
+	ev := rec.waitEvent(t, tts.EventDisconnected)
+	if !errors.Is(ev.Err, tts.ErrNetwork) {
+		t.Fatalf("dead peer: %v, want tts.ErrNetwork", ev.Err)
 	}
 }
 
@@ -483,42 +473,9 @@ func TestInitTimeout(t *testing.T) {
 			}
 		}
 	})
-	cfg := ClientConfig{URL: base + MunsitPath, VoiceID: "v", InitTimeout: 50 * time.Millisecond}
-	_, err := Dial(context.Background(), cfg, HandlerFuncs{})
-	if !errors.Is(err, ErrNetwork) || !strings.Contains(err.Error(), "connectionInitialized") {
+	cfg := tts.ClientConfig{URL: base + ttsserver.MunsitPath, VoiceID: "v", InitTimeout: 50 * time.Millisecond}
+	_, err := tts.Dial(context.Background(), cfg, tts.HandlerFuncs{})
+	if !errors.Is(err, tts.ErrNetwork) || !strings.Contains(err.Error(), "connectionInitialized") {
 		t.Fatalf("got %v, want a network error about connectionInitialized", err)
 	}
-}
-
-// TestClearBarrierNonEchoingPeer: a munsit peer that answers pings with an
-// empty payload still lets audio through after a Clear.
-func TestClearBarrierNonEchoingPeer(t *testing.T) {
-	base := wsPeer(t, func(ws *websocket.Conn) {
-		ws.SetPingHandler(func(string) error {
-			return ws.WriteControl(websocket.PongMessage, nil, time.Now().Add(time.Second))
-		})
-		if _, _, err := ws.ReadMessage(); err != nil {
-			return
-		}
-		_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"connectionInitialized"}`))
-		for {
-			_, data, err := ws.ReadMessage()
-			if err != nil {
-				return
-			}
-			if strings.Contains(string(data), `"text"`) {
-				_ = ws.WriteMessage(websocket.TextMessage, []byte(`{"audio":"AQIDBA==","sampleRate":24000}`))
-			}
-		}
-	})
-	rec := newRecorder()
-	c := dial(t, ClientConfig{URL: base + MunsitPath, VoiceID: "v"}, rec)
-	ctx := context.Background()
-	if err := c.Clear(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.SendText(ctx, "after the clear", true, false); err != nil {
-		t.Fatal(err)
-	}
-	rec.waitAudio(t)
 }

@@ -1,20 +1,19 @@
-package tts
+package tts_test
 
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
+	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
 
 func TestRoundTrip(t *testing.T) {
-	for _, d := range []Dialect{DialectFaseeh, DialectMunsit} {
+	for _, d := range []tts.Dialect{tts.DialectFaseeh, tts.DialectMunsit} {
 		t.Run(string(d), func(t *testing.T) {
-			rs := startServer(t, ServerConfig{})
+			rs := startServer(t, ttsserver.ServerConfig{})
 			rec := newRecorder()
 			c := dial(t, clientConfig(rs, d), rec)
 			if err := c.SendText(context.Background(), "مرحبا بك في فصيح ", false, false); err != nil {
@@ -32,56 +31,11 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestReconnectNoTextLost(t *testing.T) {
-	for _, d := range []Dialect{DialectFaseeh, DialectMunsit} {
-		t.Run(string(d), func(t *testing.T) {
-			var mu sync.Mutex
-			var texts []string // text messages the server received, in order
-			rs := startServer(t, ServerConfig{
-				MunsitIsFinal: true,
-				Faults:        Faults{DropAfterChunks: 2, Times: 1},
-				OnMessage: func(_ Dialect, msg []byte) {
-					var m struct{ Type, Text string }
-					_ = json.Unmarshal(msg, &m)
-					if m.Type == "text" {
-						mu.Lock()
-						texts = append(texts, m.Text)
-						mu.Unlock()
-					}
-				},
-			})
-			rec := newRecorder()
-			cfg := clientConfig(rs, d)
-			cfg.RedialBackoff = time.Millisecond
-			cfg.QuietPeriod = guard // ends come from isFinal only
-			c := dial(t, cfg, rec)
-			ctx := context.Background()
-			if err := c.SendText(ctx, "first sentence that is long enough to span chunks. ", true, false); err != nil {
-				t.Fatal(err)
-			}
-			rec.waitEvent(t, EventDisconnected)
-			if err := c.SendText(ctx, "second sentence", true, false); err != nil {
-				t.Fatal(err)
-			}
-			rec.waitEvent(t, EventReconnected)
-			rec.waitEnd(t) // one isFinal per trigger
-			rec.waitEnd(t)
-			mu.Lock()
-			got := strings.Join(texts, "|")
-			mu.Unlock()
-			want := "first sentence that is long enough to span chunks. |first sentence that is long enough to span chunks. |second sentence"
-			if got != want {
-				t.Fatalf("server got texts %q, want %q", got, want)
-			}
-		})
-	}
-}
-
 func TestAuthPlacements(t *testing.T) {
-	for _, d := range []Dialect{DialectFaseeh, DialectMunsit} {
-		for _, p := range []AuthPlacement{AuthDefault, AuthHeader, AuthQuery, AuthInitMessage} {
+	for _, d := range []tts.Dialect{tts.DialectFaseeh, tts.DialectMunsit} {
+		for _, p := range []tts.AuthPlacement{tts.AuthDefault, tts.AuthHeader, tts.AuthQuery, tts.AuthInitMessage} {
 			t.Run(string(d)+"/"+p.String(), func(t *testing.T) {
-				rs := startServer(t, ServerConfig{APIKey: "s3cret-key"})
+				rs := startServer(t, ttsserver.ServerConfig{APIKey: "s3cret-key"})
 				cfg := clientConfig(rs, d)
 				cfg.Auth = p
 				cfg.APIKey = "s3cret-key"
@@ -89,12 +43,12 @@ func TestAuthPlacements(t *testing.T) {
 				c.Close()
 
 				cfg.APIKey = "wrong-key"
-				_, err := Dial(context.Background(), cfg, newRecorder())
-				var e *Error
-				if !errors.As(err, &e) || !errors.Is(err, ErrAuth) {
-					t.Fatalf("wrong key: got %v, want *Error wrapping ErrAuth", err)
+				_, err := tts.Dial(context.Background(), cfg, newRecorder())
+				var e *tts.Error
+				if !errors.As(err, &e) || !errors.Is(err, tts.ErrAuth) {
+					t.Fatalf("wrong key: got %v, want *tts.Error wrapping tts.ErrAuth", err)
 				}
-				if d == DialectMunsit && (e.Code != "40101" || e.Message != "Invalid API key") {
+				if d == tts.DialectMunsit && (e.Code != "40101" || e.Message != "Invalid API key") {
 					t.Errorf("munsit refusal = %q %q, want 40101 Invalid API key", e.Code, e.Message)
 				}
 				if strings.Contains(err.Error(), "wrong-key") {
@@ -106,11 +60,11 @@ func TestAuthPlacements(t *testing.T) {
 }
 
 func TestClearDropsInterruptedAudio(t *testing.T) {
-	for _, d := range []Dialect{DialectFaseeh, DialectMunsit} {
+	for _, d := range []tts.Dialect{tts.DialectFaseeh, tts.DialectMunsit} {
 		t.Run(string(d), func(t *testing.T) {
 			// isFinal from both dialects, and a quiet period no stall of a
 			// loaded machine reaches: every GenerationEnd is from the wire.
-			rs := startServer(t, ServerConfig{Pace: PaceRealtime, MunsitIsFinal: true})
+			rs := startServer(t, ttsserver.ServerConfig{Pace: ttsserver.PaceRealtime, MunsitIsFinal: true})
 			rec := newRecorder()
 			cfg := clientConfig(rs, d)
 			cfg.QuietPeriod = guard
@@ -133,7 +87,7 @@ func TestClearDropsInterruptedAudio(t *testing.T) {
 			if ends != 1 {
 				t.Fatalf("GenerationEnd called %d times, want 1 (none for the cleared generation)", ends)
 			}
-			want, err := rs.synth.pcm(ctx, "نعم", "ar-najdi-male-2", 24000, 1)
+			want, err := rs.Synthesize(ctx, "نعم", "ar-najdi-male-2", 24000, 1)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -20,14 +19,12 @@ type outKind int
 
 const (
 	outText  outKind = iota
-	outPing          // barrier ping: payload "b<seq>"
 	outClose         // closeConnection, then a close frame, then close
 )
 
 type outItem struct {
 	kind outKind
 	data []byte
-	seq  uint64
 }
 
 // wsConn is one WebSocket connection to the service with its two pumps:
@@ -52,12 +49,12 @@ type wsConn struct {
 	closing  bool      // guarded by mu: outClose queued
 	firstErr error     // guarded by mu
 
-	barrier     uint64        // guarded by Client.mu: last barrier seq handed out
-	barrierSent atomic.Uint64 // last barrier ping written (writePump → readPump)
+	// inferred is guarded by Client.mu: a generation on this connection
+	// was taken as ended by the quiet period (its audio might yet come).
+	inferred bool
 
 	// Delivery state, guarded by the Client's deliver semaphore.
-	retired   bool   // faseeh Clear: nothing more from this conn is delivered
-	needPong  uint64 // munsit Clear: drop audio read before pong needPong
+	retired   bool // Clear: nothing more from this conn is delivered
 	carry     byte
 	hasCarry  bool
 	carryRate int
@@ -257,22 +254,7 @@ func (wc *wsConn) readPump() {
 	ws := wc.ws
 	ws.SetReadLimit(cfg.ReadLimit)
 	wait := 2 * cfg.PingInterval
-	var pongSeq uint64
-	ws.SetPongHandler(func(app string) error {
-		switch {
-		case len(app) > 1 && app[0] == 'b':
-			if n, err := strconv.ParseUint(app[1:], 10, 64); err == nil && n > pongSeq {
-				pongSeq = n
-			}
-		case app != "k":
-			// A peer that does not echo ping payloads (RFC 6455 §5.5.3
-			// says it must): take any such pong as the latest barrier's,
-			// rather than drop audio until the connection dies. It may be
-			// an older ping's answer, so a little old audio may pass.
-			if n := wc.barrierSent.Load(); n > pongSeq {
-				pongSeq = n
-			}
-		}
+	ws.SetPongHandler(func(string) error {
 		return ws.SetReadDeadline(time.Now().Add(wait))
 	})
 	var raw []byte
@@ -301,7 +283,6 @@ func (wc *wsConn) readPump() {
 		f.perr = decodeServerMessage(d, raw, f)
 		f.perr.redactKey(wc.c.secret)
 		f.err.redactKey(wc.c.secret)
-		f.pong = pongSeq
 		select {
 		case wc.frames <- f:
 		case <-wc.ctx.Done():
@@ -329,8 +310,8 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 	}
 }
 
-// writePump is the connection's only writer: text, barrier pings,
-// keepalive pings and the close all go through it.
+// writePump is the connection's only writer: text, keepalive pings and
+// the close all go through it.
 func (wc *wsConn) writePump() {
 	defer wc.c.wg.Done()
 	defer close(wc.wdone)
@@ -367,11 +348,6 @@ func (wc *wsConn) writePump() {
 			case outText:
 				_ = ws.SetWriteDeadline(deadline)
 				err = ws.WriteMessage(websocket.TextMessage, it.data)
-			case outPing:
-				err = ws.WriteControl(websocket.PingMessage, strconv.AppendUint([]byte{'b'}, it.seq, 10), deadline)
-				if err == nil {
-					wc.barrierSent.Store(it.seq)
-				}
 			case outClose:
 				_ = ws.SetWriteDeadline(deadline)
 				if err = ws.WriteMessage(websocket.TextMessage, wc.c.d.closeMsg()); err == nil {

@@ -5,13 +5,14 @@ import (
 	"fmt"
 
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 )
 
 // Start an embedded TTS on a loopback port and speak one sentence through
 // the client, in the faseeh dialect.
 func Example() {
 	ctx := context.Background()
-	srv, err := tts.Start(ctx, "127.0.0.1:0", tts.ServerConfig{})
+	srv, err := ttsserver.Start(ctx, "127.0.0.1:0", ttsserver.ServerConfig{})
 	if err != nil {
 		panic(err)
 	}

@@ -4,8 +4,9 @@ import "fmt"
 
 // Handler receives everything a Client reads. Its methods are called from
 // one goroutine owned by the Client, in wire order, never concurrently.
-// They must not call the Client's Clear or Close (SendText is fine): those
-// wait for the goroutine that is calling the Handler.
+// They must not call the Client's Clear or Close (SendText is fine), nor
+// wait for anything that waits for Clear: Clear waits for an Audio,
+// GenerationEnd or EventInterrupted call in progress.
 type Handler interface {
 	// Audio delivers whole little-endian PCM16 mono samples (a dangling
 	// odd byte is carried to the next chunk of the same rate) at the
@@ -17,13 +18,15 @@ type Handler interface {
 	Audio(pcm []byte, sampleRate int)
 	// GenerationEnd reports that a flushed or triggered generation ended:
 	// an isFinal chunk, or, inferred, no audio for a while after it (see
-	// ClientConfig.QuietPeriod) or none at all (FirstAudioTimeout). Called
-	// once per generation; when the end is inferred, generations that ran
-	// back to back end together. Not called for a generation that Clear
+	// ClientConfig.QuietPeriod) or none at all (FirstAudioTimeout), or a
+	// lost connection that cut it (after EventInterrupted). Called exactly
+	// once per generation, in the order they were triggered; when the end
+	// is inferred, generations that ran back to back end together (one
+	// call each, back to back). Not called for a generation that Clear
 	// interrupted.
 	GenerationEnd()
-	// Event reports service errors, a lost connection, a recovery, and a
-	// redial given up.
+	// Event reports service errors, a lost connection, a generation it
+	// cut, a recovery, and a redial given up.
 	Event(Event)
 }
 
@@ -74,9 +77,17 @@ const (
 	// last failure). Text sent meanwhile is kept; the next SendText starts
 	// a new round of redials.
 	EventRedialFailed
+	// EventInterrupted: a lost connection cut a generation after some of
+	// its audio was delivered. It is not spoken again (the caller heard its
+	// start); Text is that generation's text, byte for byte as given to
+	// SendText (its messages concatenated), for the caller to re-send or
+	// not. It follows the EventDisconnected of the same loss; the
+	// generation's GenerationEnd follows it.
+	EventInterrupted
 )
 
-// String returns "error", "disconnected", "reconnected" or "redial_failed".
+// String returns "error", "disconnected", "reconnected", "redial_failed"
+// or "interrupted".
 func (k EventKind) String() string {
 	switch k {
 	case EventError:
@@ -87,6 +98,8 @@ func (k EventKind) String() string {
 		return "reconnected"
 	case EventRedialFailed:
 		return "redial_failed"
+	case EventInterrupted:
+		return "interrupted"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -95,6 +108,8 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind EventKind
 	Err  error
+	// Text is the cut generation's text (EventInterrupted only).
+	Text string
 }
 
 // String is for logs and test failures.

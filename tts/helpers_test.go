@@ -1,7 +1,9 @@
-package tts
+package tts_test
 
 import (
 	"context"
+	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/ttsserver"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -23,15 +25,15 @@ type recorder struct {
 	rates  []int
 	chunks int
 	ends   int
-	events []Event
+	events []tts.Event
 
 	endCh   chan struct{}
-	eventCh chan Event
+	eventCh chan tts.Event
 	audioCh chan struct{}
 }
 
 func newRecorder() *recorder {
-	return &recorder{endCh: make(chan struct{}, 100), eventCh: make(chan Event, 100), audioCh: make(chan struct{}, 1)}
+	return &recorder{endCh: make(chan struct{}, 100), eventCh: make(chan tts.Event, 100), audioCh: make(chan struct{}, 1)}
 }
 
 func (r *recorder) Audio(pcm []byte, rate int) {
@@ -55,7 +57,7 @@ func (r *recorder) GenerationEnd() {
 	r.endCh <- struct{}{}
 }
 
-func (r *recorder) Event(e Event) {
+func (r *recorder) Event(e tts.Event) {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	r.mu.Unlock()
@@ -77,7 +79,7 @@ func (r *recorder) waitEnd(t *testing.T) {
 	}
 }
 
-func (r *recorder) waitEvent(t *testing.T, kind EventKind) Event {
+func (r *recorder) waitEvent(t *testing.T, kind tts.EventKind) tts.Event {
 	t.Helper()
 	deadline := time.After(guard)
 	for {
@@ -102,15 +104,15 @@ func (r *recorder) waitAudio(t *testing.T) {
 }
 
 // startServer starts an embedded server on loopback for the test.
-func startServer(t *testing.T, cfg ServerConfig) *RunningServer {
+func startServer(t *testing.T, cfg ttsserver.ServerConfig) *ttsserver.RunningServer {
 	t.Helper()
 	if cfg.FirstChunkDelay == 0 {
 		cfg.FirstChunkDelay = -1
 	}
 	if cfg.Pace == 0 {
-		cfg.Pace = PaceASAP
+		cfg.Pace = ttsserver.PaceASAP
 	}
-	rs, err := Start(context.Background(), "127.0.0.1:0", cfg)
+	rs, err := ttsserver.Start(context.Background(), "127.0.0.1:0", cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +120,11 @@ func startServer(t *testing.T, cfg ServerConfig) *RunningServer {
 	return rs
 }
 
-func dial(t *testing.T, cfg ClientConfig, h Handler) *Client {
+func dial(t *testing.T, cfg tts.ClientConfig, h tts.Handler) *tts.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guard)
 	defer cancel()
-	c, err := Dial(ctx, cfg, h)
+	c, err := tts.Dial(ctx, cfg, h)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}
@@ -130,29 +132,8 @@ func dial(t *testing.T, cfg ClientConfig, h Handler) *Client {
 	return c
 }
 
-func clientConfig(rs *RunningServer, d Dialect) ClientConfig {
-	return ClientConfig{URL: rs.URL(d), ModelID: "faseeh-v1-preview", VoiceID: "ar-najdi-male-2"}
-}
-
-// ended waits for a GenerationEnd without t.Fatal, for goroutines other
-// than the test's.
-func (r *recorder) ended() bool {
-	select {
-	case <-r.endCh:
-		return true
-	case <-time.After(guard):
-		return false
-	}
-}
-
-// heard waits for audio without t.Fatal, for other goroutines.
-func (r *recorder) heard() bool {
-	select {
-	case <-r.audioCh:
-		return true
-	case <-time.After(guard):
-		return false
-	}
+func clientConfig(rs *ttsserver.RunningServer, d tts.Dialect) tts.ClientConfig {
+	return tts.ClientConfig{URL: rs.URL(d), ModelID: "faseeh-v1-preview", VoiceID: "ar-najdi-male-2"}
 }
 
 // handlers tracks hijacked WebSocket handlers of an httptest server, whose
@@ -206,3 +187,4 @@ func wsPeer(t *testing.T, serve func(ws *websocket.Conn)) string {
 	t.Cleanup(func() { hs.CloseClientConnections(); hs.Close(); hd.wait() })
 	return "ws" + strings.TrimPrefix(hs.URL, "http")
 }
+func f64(v float64) *float64 { return &v }

@@ -58,22 +58,9 @@ type munsitText struct {
 	TryTriggerGeneration bool   `json:"try_trigger_generation"`
 }
 
-// Service to client: errors in both shapes.
-type faseehError struct {
-	Type    string `json:"type"`
-	Message string `json:"message"`
-}
-
-type munsitError struct {
-	Type         string `json:"type"`
-	ErrorCode    int    `json:"errorCode"`
-	ErrorMessage string `json:"errorMessage"`
-}
-
 var (
-	msgConnectionInitialized = []byte(`{"type":"connectionInitialized"}`)
-	msgCloseConnection       = []byte(`{"type":"closeConnection"}`)
-	msgClear                 = []byte(`{"type":"clear"}`)
+	msgCloseConnection = []byte(`{"type":"closeConnection"}`)
+	msgClear           = []byte(`{"type":"clear"}`)
 )
 
 // dialect is what differs between the two protocols on the client side. It
@@ -177,7 +164,6 @@ type frame struct {
 	final bool
 	err   *Error // frameError: the service's error
 	perr  *Error // the message did not decode (set by the reader)
-	pong  uint64 // highest barrier pong read before this message
 
 	buf  []byte
 	wire serverWire

@@ -1,9 +1,10 @@
-package tts
+package tts_test
 
 import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/voicebridge/voicebridge/tts"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -23,11 +24,11 @@ func TestServiceErrorKeyRedacted(t *testing.T) {
 
 	// Refused at initConnection, key quoted raw and query-escaped.
 	u := scriptedInit(t, `{"type":"error","message":"Invalid API key `+key+` (`+url.QueryEscape(key)+`)"}`, false)
-	cfg := ClientConfig{URL: u, APIKey: key, ModelID: "m", VoiceID: "v", Logger: log}
-	_, err := Dial(context.Background(), cfg, HandlerFuncs{})
-	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, ErrAuth) {
-		t.Fatalf("Dial: %v, want an auth *Error", err)
+	cfg := tts.ClientConfig{URL: u, APIKey: key, ModelID: "m", VoiceID: "v", Logger: log}
+	_, err := tts.Dial(context.Background(), cfg, tts.HandlerFuncs{})
+	var e *tts.Error
+	if !errors.As(err, &e) || !errors.Is(err, tts.ErrAuth) {
+		t.Fatalf("Dial: %v, want an auth *tts.Error", err)
 	}
 	if strings.Contains(e.Message, key) || strings.Contains(e.Message, url.QueryEscape(key)) {
 		t.Errorf("refusal message leaks the key: %q", e.Message)
@@ -36,8 +37,8 @@ func TestServiceErrorKeyRedacted(t *testing.T) {
 	// Mid-call.
 	u = scriptedServer(t, `{"type":"error","message":"quota exceeded for `+key+`"}`)
 	rec := newRecorder()
-	dial(t, ClientConfig{URL: u, APIKey: key, ModelID: "m", VoiceID: "v", Logger: log}, rec)
-	ev := rec.waitEvent(t, EventError)
+	dial(t, tts.ClientConfig{URL: u, APIKey: key, ModelID: "m", VoiceID: "v", Logger: log}, rec)
+	ev := rec.waitEvent(t, tts.EventError)
 	if !errors.As(ev.Err, &e) || strings.Contains(e.Message, key) || !strings.Contains(e.Message, "quota exceeded") {
 		t.Errorf("error event %v leaks the key or lost its message", ev.Err)
 	}
@@ -45,8 +46,8 @@ func TestServiceErrorKeyRedacted(t *testing.T) {
 	// Mid-call, the key given in the URL only.
 	u = scriptedServer(t, `{"type":"error","message":"quota exceeded for `+key+`"}`)
 	rec = newRecorder()
-	dial(t, ClientConfig{URL: u + "?x-api-key=" + url.QueryEscape(key), ModelID: "m", VoiceID: "v", Logger: log}, rec)
-	ev = rec.waitEvent(t, EventError)
+	dial(t, tts.ClientConfig{URL: u + "?x-api-key=" + url.QueryEscape(key), ModelID: "m", VoiceID: "v", Logger: log}, rec)
+	ev = rec.waitEvent(t, tts.EventError)
 	if !errors.As(ev.Err, &e) || strings.Contains(e.Message, key) {
 		t.Errorf("error event %v leaks the URL's key", ev.Err)
 	}

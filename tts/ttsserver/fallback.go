@@ -1,4 +1,4 @@
-package tts
+package ttsserver
 
 import (
 	"hash/fnv"

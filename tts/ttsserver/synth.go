@@ -1,4 +1,4 @@
-package tts
+package ttsserver
 
 import (
 	"bytes"
@@ -168,7 +168,9 @@ func (s *synth) put(key synthKey, pcm []byte) {
 
 func (s *synth) synthesize(ctx context.Context, key synthKey) ([]byte, error) {
 	var samples []int16
-	if s.path == "" {
+	if key.voice == TestTonesVoice {
+		samples = toneVoice(key.text, key.rate, key.speed)
+	} else if s.path == "" {
 		s.warnOnce.Do(func() {
 			s.log.Warn("tts: espeak-ng not found; the embedded TTS speaks a synthetic voice-like signal instead of speech (install espeak-ng: make deps)")
 		})

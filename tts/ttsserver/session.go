@@ -1,8 +1,9 @@
-package tts
+package ttsserver
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // Error codes the embedded munsit dialect sends (the seed shows 40101 and
@@ -26,7 +28,7 @@ const (
 // generations one after another.
 type session struct {
 	s      *Server
-	d      Dialect
+	d      tts.Dialect
 	ws     *websocket.Conn
 	log    *slog.Logger
 	faulty bool // Faults' error/drop apply to this connection
@@ -64,6 +66,7 @@ type genJob struct {
 	at     time.Time
 	ctx    context.Context
 	cancel context.CancelFunc
+	lag    *time.Timer // guarded by session.mu: a lagging clear's cancel
 }
 
 type ctrlMsg struct {
@@ -72,7 +75,7 @@ type ctrlMsg struct {
 	close int    // >0: send a close frame with this code after data, then end
 }
 
-func newSession(s *Server, d Dialect, ws *websocket.Conn, r *http.Request) *session {
+func newSession(s *Server, d tts.Dialect, ws *websocket.Conn, r *http.Request) *session {
 	ss := &session{
 		s:     s,
 		d:     d,
@@ -114,10 +117,18 @@ func (ss *session) serve() {
 		ss.ws.Close()
 	}()
 	ss.ws.SetReadLimit(ss.s.cfg.ReadLimit)
-	// Pongs go through the writer, after any chunk it is writing: a client
-	// that pings after "clear" (see Client.Clear) then knows that every
-	// chunk after the pong is new audio.
+	// Pongs go through the writer, after any chunk it is writing and after
+	// a clear read before the ping has stopped the generation: every chunk
+	// after the pong is new audio. With ReaderPongs they leave at once, as
+	// from a hosted service (WriteControl may run beside the writer).
 	ss.ws.SetPingHandler(func(app string) error {
+		if ss.s.cfg.Faults.ReaderPongs {
+			err := ss.ws.WriteControl(websocket.PongMessage, []byte(app), time.Now().Add(10*time.Second))
+			if err != nil && !errors.Is(err, websocket.ErrCloseSent) {
+				return err
+			}
+			return nil
+		}
 		ss.send(ctrlMsg{pong: []byte(app)})
 		return nil
 	})
@@ -162,7 +173,7 @@ func (ss *session) serve() {
 			ss.mu.Lock()
 			ss.voice = m.voiceID
 			if m.outputFormat != "" {
-				ss.rate = outputFormats[m.outputFormat]
+				ss.rate, _ = tts.FormatSampleRate(m.outputFormat)
 			}
 			if m.speed != nil {
 				ss.speed = *m.speed
@@ -178,7 +189,7 @@ func (ss *session) serve() {
 			}
 		case clientClear:
 			ss.text.Reset()
-			ss.clearJobs()
+			ss.clearJobsAfter(ss.s.cfg.Faults.ClearLag)
 		case clientClose:
 			ss.closeNormally()
 			return
@@ -225,7 +236,7 @@ func (ss *session) sendError(code int, msg string, closeCode int) {
 
 func (ss *session) errorMsg(code int, msg string) []byte {
 	var b []byte
-	if ss.d == DialectMunsit {
+	if ss.d == tts.DialectMunsit {
 		b, _ = json.Marshal(munsitError{Type: "error", ErrorCode: code, ErrorMessage: msg})
 	} else {
 		b, _ = json.Marshal(faseehError{Type: "error", Message: msg})
@@ -249,14 +260,22 @@ func (ss *session) trigger(text string) {
 
 // clearJobs stops the running generation (killing its espeak-ng if nobody
 // else waits for it) and drops the queued ones.
-func (ss *session) clearJobs() {
+func (ss *session) clearJobs() { ss.clearJobsAfter(0) }
+
+// clearJobsAfter is clearJobs, except that the running generation goes on
+// for lag (Faults.ClearLag). Its timer dies with the job (its context).
+func (ss *session) clearJobsAfter(lag time.Duration) {
 	ss.mu.Lock()
 	for _, j := range ss.jobs {
 		j.cancel()
 	}
 	ss.jobs = nil
-	if ss.cur != nil {
-		ss.cur.cancel()
+	if j := ss.cur; j != nil {
+		if lag <= 0 {
+			j.cancel()
+		} else if j.lag == nil {
+			j.lag = time.AfterFunc(lag, j.cancel)
+		}
 	}
 	ss.mu.Unlock()
 }
@@ -295,6 +314,11 @@ func (ss *session) writeLoop() {
 			}
 			ok := ss.generate(j, voice, rate, speed)
 			j.cancel()
+			ss.mu.Lock()
+			if j.lag != nil {
+				j.lag.Stop()
+			}
+			ss.mu.Unlock()
 			if !ok {
 				return
 			}

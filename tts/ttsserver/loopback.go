@@ -1,4 +1,4 @@
-package tts
+package ttsserver
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // RunningServer is an embedded Server listening on a TCP address.
@@ -49,7 +51,7 @@ func Start(ctx context.Context, addr string, cfg ServerConfig) (*RunningServer, 
 func (rs *RunningServer) Addr() string { return rs.ln.Addr().String() }
 
 // URL is the ws:// URL of dialect d's endpoint.
-func (rs *RunningServer) URL(d Dialect) string {
+func (rs *RunningServer) URL(d tts.Dialect) string {
 	return "ws://" + rs.Addr() + PathFor(d)
 }
 
@@ -73,7 +75,7 @@ func ListenAndServe(ctx context.Context, addr string, cfg ServerConfig) error {
 	if err != nil {
 		return err
 	}
-	rs.log.Info("tts-server: listening", "faseeh", rs.URL(DialectFaseeh), "munsit", rs.URL(DialectMunsit))
+	rs.log.Info("tts-server: listening", "faseeh", rs.URL(tts.DialectFaseeh), "munsit", rs.URL(tts.DialectMunsit))
 	<-ctx.Done()
 	_ = rs.Close()
 	if c := context.Cause(ctx); c != nil {

@@ -1,9 +1,11 @@
-package tts
+package ttsserver
 
 import (
 	"encoding/base64"
 	"strconv"
 	"time"
+
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // drainCtrl writes the control messages already queued, so that they keep
@@ -78,13 +80,16 @@ func (ss *session) generate(j *genJob, voice string, rate int, speed float64) bo
 				break
 			}
 		}
-		n := min(ss.chunkLen(rate), len(pcm)-off)
+		n := min(ss.chunkLen(rate, genChunks == 0), len(pcm)-off)
 		if cfg.Pace > 0 {
 			due := start.Add(time.Duration(float64(played) / float64(cfg.Pace)))
 			if ok, alive := ss.waitUntil(j, due); !ok {
 				return alive
 			}
-		} else if j.ctx.Err() != nil {
+		}
+		// Checked before every chunk, also one already due: a cleared
+		// generation stops here, before the pong of a later ping.
+		if j.ctx.Err() != nil {
 			return ss.ctx.Err() == nil
 		}
 		if ss.faulty && !ss.fired {
@@ -99,7 +104,13 @@ func (ss *session) generate(j *genJob, voice string, rate int, speed float64) bo
 				return false
 			}
 		}
-		if !ss.drainCtrl() || !ss.write(ss.audioMsg(pcm[off:off+n], rate, false)) {
+		if !ss.drainCtrl() {
+			return false
+		}
+		if j.ctx.Err() != nil { // a clear read before a pong just written
+			return ss.ctx.Err() == nil
+		}
+		if !ss.write(ss.audioMsg(pcm[off:off+n], rate, false)) {
 			return false
 		}
 		off += n
@@ -107,16 +118,27 @@ func (ss *session) generate(j *genJob, voice string, rate int, speed float64) bo
 		genChunks++
 		played += time.Duration(int64(n) * int64(time.Second) / int64(2*rate))
 	}
-	if ss.d == DialectFaseeh || cfg.MunsitIsFinal {
-		return ss.drainCtrl() && ss.write(ss.audioMsg(nil, rate, true))
+	if ss.d == tts.DialectFaseeh || cfg.MunsitIsFinal {
+		if !ss.drainCtrl() {
+			return false
+		}
+		if j.ctx.Err() != nil {
+			return ss.ctx.Err() == nil
+		}
+		return ss.write(ss.audioMsg(nil, rate, true))
 	}
 	return true
 }
 
-// chunkLen is the byte length of the next chunk.
-func (ss *session) chunkLen(rate int) int {
+// chunkLen is the byte length of the next chunk; first: the generation's
+// first.
+func (ss *session) chunkLen(rate int, first bool) int {
 	cfg := &ss.s.cfg
-	nominal := max(2, int(int64(rate)*2*int64(cfg.ChunkDuration)/int64(time.Second))&^1)
+	d := cfg.ChunkDuration
+	if first && cfg.FirstChunkDuration > 0 {
+		d = cfg.FirstChunkDuration
+	}
+	nominal := max(2, int(int64(rate)*2*int64(d)/int64(time.Second))&^1)
 	switch cfg.Faults.Chunking {
 	case ChunkFixed:
 		if cfg.Faults.ChunkBytes > 0 {
@@ -140,7 +162,7 @@ func (ss *session) audioMsg(pcm []byte, rate int, final bool) []byte {
 	b = base64.StdEncoding.AppendEncode(b, pcm)
 	b = append(b, `","sampleRate":`...)
 	b = strconv.AppendInt(b, int64(rate), 10)
-	if ss.d == DialectFaseeh || final {
+	if ss.d == tts.DialectFaseeh || final {
 		b = append(b, `,"isFinal":`...)
 		b = strconv.AppendBool(b, final)
 	}

@@ -1,4 +1,4 @@
-package tts
+package ttsserver
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // Paths the embedded server serves, as the hosted services do.
@@ -20,8 +21,8 @@ const (
 )
 
 // PathFor returns the service path of dialect d.
-func PathFor(d Dialect) string {
-	if d == DialectMunsit {
+func PathFor(d tts.Dialect) string {
+	if d == tts.DialectMunsit {
 		return MunsitPath
 	}
 	return FaseehPath
@@ -88,6 +89,15 @@ type Faults struct {
 	// rest is delivered at SwitchRate (a sample-rate change mid-stream).
 	SwitchRateAfterChunks int
 	SwitchRate            int
+	// ClearLag > 0: munsit, after reading {"type":"clear"} the generation
+	// under way goes on sending its audio for ClearLag more (at its pace),
+	// as a hosted service whose synthesis stops a little after its reader
+	// saw the clear. Generations not yet started are dropped at once.
+	ClearLag time.Duration
+	// ReaderPongs answers WebSocket pings at once from the read loop, as
+	// hosted services (and gorilla/websocket's default handler) do, rather
+	// than in order with the audio written: a pong then fences nothing.
+	ReaderPongs bool
 }
 
 // Defaults of ServerConfig's zero fields.
@@ -107,6 +117,11 @@ type ServerConfig struct {
 	APIKey string
 	// ChunkDuration is the audio per message. If zero, DefaultChunkDuration.
 	ChunkDuration time.Duration
+	// FirstChunkDuration is the audio in the first message of each
+	// generation (a hosted TTS often sends a short first chunk: 10 to
+	// 200 ms). If zero, the first message is like the others. Applies with
+	// ChunkByDuration and ChunkOdd.
+	FirstChunkDuration time.Duration
 	// FirstChunkDelay is the latency from a trigger to its first chunk. If
 	// zero, DefaultFirstChunkDelay; negative: none.
 	FirstChunkDelay time.Duration
@@ -131,7 +146,7 @@ type ServerConfig struct {
 	ReadLimit int64
 	// OnMessage, if set, sees every client message as received (raw JSON,
 	// key included), on the connection's goroutine. For tests.
-	OnMessage func(d Dialect, msg []byte)
+	OnMessage func(d tts.Dialect, msg []byte)
 	// Logger: if nil, logs are discarded.
 	Logger *slog.Logger
 }
@@ -207,12 +222,12 @@ func NewServer(cfg ServerConfig) *Server {
 // and serves them until the client closes or Close is called. Other paths
 // get 404.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var d Dialect
+	var d tts.Dialect
 	switch r.URL.Path {
 	case FaseehPath:
-		d = DialectFaseeh
+		d = tts.DialectFaseeh
 	case MunsitPath:
-		d = DialectMunsit
+		d = tts.DialectMunsit
 	default:
 		writeHTTPError(w, http.StatusNotFound, "not_found", "no TTS service at this path (try "+FaseehPath+" or "+MunsitPath+")")
 		return
@@ -281,6 +296,12 @@ func (s *Server) Connections() int {
 	return len(s.sessions)
 }
 
+// Accepted returns how many WebSocket connections the server has accepted
+// since it started (what clients cost it in connections).
+func (s *Server) Accepted() int {
+	return int(s.accepted.Load())
+}
+
 // Syntheses returns how many syntheses have run (cache misses), for tests
 // and load reports.
 func (s *Server) Syntheses() int {
@@ -293,4 +314,12 @@ func writeHTTPError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// Synthesize returns the PCM16LE the server speaks for one generation of
+// text with voice at rate (8000, 16000, 22050 or 24000) and speed (1 is
+// normal), from the shared cache when it is there. Tests compare what a
+// client received with it, byte for byte.
+func (s *Server) Synthesize(ctx context.Context, text, voice string, rate int, speed float64) ([]byte, error) {
+	return s.synth.pcm(ctx, text, voice, rate, speed)
 }

@@ -1,4 +1,4 @@
-package tts
+package ttsserver
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"math"
 	"sort"
 	"strings"
+
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 // Strict parsing of client messages by the embedded server: a message or
@@ -54,15 +56,15 @@ type fieldSpec struct {
 }
 
 // specs[dialect][type] lists every field the seed defines for that message.
-var specs = map[Dialect]map[string]map[string]fieldSpec{
-	DialectFaseeh: {
+var specs = map[tts.Dialect]map[string]map[string]fieldSpec{
+	tts.DialectFaseeh: {
 		"initConnection": {"type": {fString, true}, "model_id": {fString, true}, "voice_id": {fString, true},
 			"voice_settings": {fObject, false}, "x_api_key": {fString, false}},
 		"":                {"voice_id": {fString, true}, "model_id": {fString, true}, "stability": {fNumber, false}}, // legacy init
 		"text":            {"type": {fString, true}, "text": {fString, true}, "try_trigger_generation": {fBool, true}},
 		"closeConnection": {"type": {fString, true}},
 	},
-	DialectMunsit: {
+	tts.DialectMunsit: {
 		"initConnection": {"type": {fString, true}, "model_id": {fString, false}, "voice_id": {fString, true},
 			"voice_settings": {fObject, false}, "output_format": {fString, false}, "x_api_key": {fString, false}},
 		"text":            {"type": {fString, true}, "text": {fString, true}, "flush": {fBool, false}, "try_trigger_generation": {fBool, false}},
@@ -72,14 +74,14 @@ var specs = map[Dialect]map[string]map[string]fieldSpec{
 }
 
 // voiceSettingSpecs: faseeh defines only stability.
-var voiceSettingSpecs = map[Dialect]map[string][2]float64{
-	DialectFaseeh: {"stability": {0, 1}},
-	DialectMunsit: {"stability": {0, 1}, "similarity_boost": {0, 1}, "speed": {0.7, 1.2}},
+var voiceSettingSpecs = map[tts.Dialect]map[string][2]float64{
+	tts.DialectFaseeh: {"stability": {0, 1}},
+	tts.DialectMunsit: {"stability": {0, 1}, "similarity_boost": {0, 1}, "speed": {0.7, 1.2}},
 }
 
 // parseClientMessage parses data strictly for dialect d. The error text is
 // what the server sends back (it never contains a secret).
-func parseClientMessage(d Dialect, data []byte) (clientMsg, error) {
+func parseClientMessage(d tts.Dialect, data []byte) (clientMsg, error) {
 	var m clientMsg
 	var obj map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -142,7 +144,7 @@ func parseClientMessage(d Dialect, data []byte) (clientMsg, error) {
 		if strings.TrimSpace(m.voiceID) == "" {
 			return m, fmt.Errorf(`field "voice_id" must not be empty`)
 		}
-		if d == DialectFaseeh && strings.TrimSpace(m.modelID) == "" {
+		if d == tts.DialectFaseeh && strings.TrimSpace(m.modelID) == "" {
 			return m, fmt.Errorf(`field "model_id" must not be empty`)
 		}
 		if raw, ok := obj["x_api_key"]; ok {
@@ -163,7 +165,7 @@ func parseClientMessage(d Dialect, data []byte) (clientMsg, error) {
 		}
 		if raw, ok := obj["output_format"]; ok {
 			_ = json.Unmarshal(raw, &m.outputFormat)
-			if _, ok := outputFormats[m.outputFormat]; !ok {
+			if _, ok := tts.FormatSampleRate(m.outputFormat); !ok {
 				return m, fmt.Errorf(`field "output_format": must be pcm_8000, pcm_16000, pcm_22050 or pcm_24000`)
 			}
 		}
@@ -180,7 +182,7 @@ func parseClientMessage(d Dialect, data []byte) (clientMsg, error) {
 	return m, nil
 }
 
-func parseVoiceSettings(d Dialect, raw json.RawMessage, m *clientMsg) error {
+func parseVoiceSettings(d tts.Dialect, raw json.RawMessage, m *clientMsg) error {
 	var vs map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &vs); err != nil {
 		return fmt.Errorf(`field "voice_settings" must be an object`)

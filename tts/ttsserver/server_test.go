@@ -1,4 +1,4 @@
-package tts
+package ttsserver
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/voicebridge/voicebridge/tts"
 )
 
 func TestServerHTTP(t *testing.T) {
@@ -75,7 +76,7 @@ func keys(m map[string]any) string {
 // own error shape, and the connection stays usable.
 func TestServerErrorShapesOnWire(t *testing.T) {
 	rs := startServer(t, ServerConfig{})
-	f := rawConn(t, rs.URL(DialectFaseeh), nil)
+	f := rawConn(t, rs.URL(tts.DialectFaseeh), nil)
 	m := roundTrip(t, f, `{"type":"text","text":"a","try_trigger_generation":false}`)
 	if keys(m) != "message,type" || m["type"] != "error" || !strings.Contains(m["message"].(string), "not initialized") {
 		t.Errorf("faseeh text before init: %v", m)
@@ -104,7 +105,7 @@ func TestServerErrorShapesOnWire(t *testing.T) {
 		t.Errorf("faseeh final chunk: %v", m)
 	}
 
-	mu := rawConn(t, rs.URL(DialectMunsit), nil)
+	mu := rawConn(t, rs.URL(tts.DialectMunsit), nil)
 	m = roundTrip(t, mu, `{"type":"initConnection","voice_id":"v","voice_settings":{"speed":2}}`)
 	if keys(m) != "errorCode,errorMessage,type" || m["errorCode"] != float64(40001) || !strings.Contains(m["errorMessage"].(string), "speed") {
 		t.Errorf("munsit bad speed: %v", m)
@@ -126,7 +127,7 @@ func TestServerErrorShapesOnWire(t *testing.T) {
 // policy-violation close.
 func TestServerAuthOnWire(t *testing.T) {
 	rs := startServer(t, ServerConfig{APIKey: "right"})
-	mu := rawConn(t, rs.URL(DialectMunsit)+"?x-api-key=wrong", nil)
+	mu := rawConn(t, rs.URL(tts.DialectMunsit)+"?x-api-key=wrong", nil)
 	m := roundTrip(t, mu, `{"type":"initConnection","voice_id":"v"}`)
 	if m["errorCode"] != float64(40101) || m["errorMessage"] != "Invalid API key" {
 		t.Errorf("munsit wrong key: %v", m)
@@ -134,18 +135,18 @@ func TestServerAuthOnWire(t *testing.T) {
 	if _, _, err := mu.ReadMessage(); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
 		t.Errorf("after refusal: %v, want close 1008", err)
 	}
-	f := rawConn(t, rs.URL(DialectFaseeh), http.Header{"X-Api-Key": {"wrong"}})
+	f := rawConn(t, rs.URL(tts.DialectFaseeh), http.Header{"X-Api-Key": {"wrong"}})
 	m = roundTrip(t, f, `{"type":"initConnection","model_id":"m","voice_id":"v"}`)
 	if keys(m) != "message,type" || m["message"] != "Invalid API key" {
 		t.Errorf("faseeh wrong key: %v", m)
 	}
-	f2 := rawConn(t, rs.URL(DialectFaseeh), nil)
+	f2 := rawConn(t, rs.URL(tts.DialectFaseeh), nil)
 	if m := roundTrip(t, f2, `{"type":"initConnection","model_id":"m","voice_id":"v"}`); m["message"] != "API key required" {
 		t.Errorf("faseeh no key: %v", m)
 	}
 	refuse := startServer(t, ServerConfig{Faults: Faults{RefuseAuth: true}})
-	_, err := Dial(context.Background(), clientConfig(refuse, DialectMunsit), HandlerFuncs{})
-	if e, ok := err.(*Error); !ok || e.Code != "40101" {
+	_, err := tts.Dial(context.Background(), clientConfig(refuse, tts.DialectMunsit), tts.HandlerFuncs{})
+	if e, ok := err.(*tts.Error); !ok || e.Code != "40101" {
 		t.Errorf("RefuseAuth: %v", err)
 	}
 }
@@ -153,7 +154,7 @@ func TestServerAuthOnWire(t *testing.T) {
 func TestLegacyInit(t *testing.T) {
 	rs := startServer(t, ServerConfig{})
 	rec := newRecorder()
-	cfg := clientConfig(rs, DialectFaseeh)
+	cfg := clientConfig(rs, tts.DialectFaseeh)
 	cfg.LegacyInit = true
 	cfg.VoiceSettings.Stability = f64(0.3)
 	c := dial(t, cfg, rec)
@@ -229,7 +230,7 @@ func TestServerSharesSynthesis(t *testing.T) {
 	for range 20 {
 		wg.Go(func() {
 			rec := newRecorder()
-			c, err := Dial(context.Background(), clientConfig(rs, DialectFaseeh), rec)
+			c, err := tts.Dial(context.Background(), clientConfig(rs, tts.DialectFaseeh), rec)
 			if err != nil {
 				t.Error(err)
 				return
@@ -292,7 +293,7 @@ func TestResample(t *testing.T) {
 func TestServerCloseEndsConnections(t *testing.T) {
 	rs := startServer(t, ServerConfig{Pace: PaceSlow})
 	rec := newRecorder()
-	cfg := clientConfig(rs, DialectMunsit)
+	cfg := clientConfig(rs, tts.DialectMunsit)
 	cfg.MaxRedials = -1
 	c := dial(t, cfg, rec)
 	if err := c.SendText(context.Background(), "a long text that is still being spoken when the server closes", true, false); err != nil {
@@ -300,8 +301,8 @@ func TestServerCloseEndsConnections(t *testing.T) {
 	}
 	rec.waitAudio(t)
 	rs.Close()
-	rec.waitEvent(t, EventDisconnected)
-	rec.waitEvent(t, EventRedialFailed)
+	rec.waitEvent(t, tts.EventDisconnected)
+	rec.waitEvent(t, tts.EventRedialFailed)
 	if n := rs.Connections(); n != 0 {
 		t.Fatalf("%d connections after Close", n)
 	}
@@ -318,16 +319,16 @@ func TestServerManyConnections(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			d := DialectFaseeh
+			d := tts.DialectFaseeh
 			if i%2 == 1 {
-				d = DialectMunsit
+				d = tts.DialectMunsit
 			}
 			rec := newRecorder()
 			cfg := clientConfig(rs, d)
 			cfg.QuietPeriod = guard // munsit: no stall may end it early
 			ctx, cancel := context.WithTimeout(context.Background(), guard)
 			defer cancel()
-			c, err := Dial(ctx, cfg, rec)
+			c, err := tts.Dial(ctx, cfg, rec)
 			if err != nil {
 				t.Error(err)
 				return
@@ -337,7 +338,7 @@ func TestServerManyConnections(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if d == DialectFaseeh && !rec.ended() || d == DialectMunsit && !rec.heard() {
+			if d == tts.DialectFaseeh && !rec.ended() || d == tts.DialectMunsit && !rec.heard() {
 				t.Errorf("%s call %d: nothing heard", d, i)
 			}
 		})
@@ -411,7 +412,7 @@ func TestSynthesisKilledWhenAbandoned(t *testing.T) {
 // munsit clear empties the buffer.
 func TestServerBuffering(t *testing.T) {
 	rs := startServer(t, ServerConfig{MunsitIsFinal: true})
-	ws := rawConn(t, rs.URL(DialectMunsit), nil)
+	ws := rawConn(t, rs.URL(tts.DialectMunsit), nil)
 	if m := roundTrip(t, ws, `{"type":"initConnection","voice_id":"v","output_format":"pcm_8000"}`); m["type"] != "connectionInitialized" {
 		t.Fatal(m)
 	}
