@@ -101,6 +101,70 @@ func TestIVRAnswersAKeyWithSpeech(t *testing.T) {
 	t.Logf("events after the key: %v; loudest caller level %.1f dBFS", evs, best)
 }
 
+// TestIVRServesBotURL runs the IVR as a -bot-url server: the test connects
+// the bridge's bot socket of a call to it, as the bridge does for a SIP call
+// (call_id, from, to and listen in the query), relaying both ways.
+func TestIVRServesBotURL(t *testing.T) {
+	base := startBridge(t)
+	caller := newCaller(t)
+	callID := caller.call(t, base)
+	caller.start(t)
+	watch := dialWatcher(t, base, callID)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	ivr := &IVR{Log: slog.New(slog.NewTextHandler(logs, nil))}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- serveBots(ctx, ln, ivr) }()
+
+	bridgeSide, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/v1/calls/"+callID+"/ws?listen=pcm_16000", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := "?call_id=" + callID + "&from=sip%3Aalice%40example.com&to=sip%3Aivr%40example.com&listen=pcm_16000"
+	botSide, _, err := websocket.DefaultDialer.Dial("ws://"+ln.Addr().String()+"/bot"+q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var relays sync.WaitGroup
+	for _, p := range [][2]*websocket.Conn{{bridgeSide, botSide}, {botSide, bridgeSide}} {
+		relays.Add(1)
+		go func(from, to *websocket.Conn) {
+			defer relays.Done()
+			defer to.Close() // one side gone: end the other
+			for {
+				typ, msg, err := from.ReadMessage()
+				if err != nil || to.WriteMessage(typ, msg) != nil {
+					return
+				}
+			}
+		}(p[0], p[1])
+	}
+	defer func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("serveBots: %v", err)
+		}
+		bridgeSide.Close()
+		relays.Wait()
+		if t.Failed() {
+			t.Logf("IVR log:\n%s", logs.String())
+		}
+	}()
+
+	waitLog(t, logs, "the IVR to take the call", "msg=call call_id="+callID+" from=sip:alice@example.com to=sip:ivr@example.com listen=pcm_16000")
+	before := len(watch.events())
+	caller.press('#')
+	waitLog(t, logs, "the IVR to answer", `call_id=`+callID+` text="You pressed pound."`)
+	watch.waitFor(t, "speech for the answer on the wire", func(evs []string) bool {
+		return count(evs[before:], "dtmf:#") == 1 && count(evs[before:], "speaking") >= 1 && count(evs[before:], "done") >= 1
+	})
+}
+
 func TestAnswer(t *testing.T) {
 	for digit, want := range map[string]string{"5": "You pressed 5.", "0": "You pressed 0.", "*": "You pressed star.", "#": "You pressed pound.", "D": "You pressed D."} {
 		if got := Answer(digit); got != want {
