@@ -64,6 +64,7 @@
     wsState: 'closed',   // connecting | open | closed
     streaming: false,
     micCall: false,   // this call sends the microphone (sendrecv) and listens to it
+    marks: 'unknown', // unknown | yes | no: does this bridge answer marks?
     error: '',           // the last error shown to the user, in words
   };
   const events = [];   // {at (ISO time), t (ms since page load), type, detail}
@@ -80,6 +81,8 @@
   let lastSample = null;   // {t, energy, duration} of the previous getStats, for the level meter
   let mic = null;          // the microphone's MediaStream during a two-way call
   let dtmfSender = null;   // RTCDTMFSender of the microphone's sender
+  let markSeq = 0;
+  const pendingMarks = new Set(); // names sent, not yet answered
 
   function emptyStats() {
     return {
@@ -522,9 +525,18 @@
         logEvent('dtmf', `${msg.digit}` + (msg.duration_ms ? ` (${msg.duration_ms} ms)` : ''));
         break;
       case 'mark':
+        pendingMarks.delete(msg.name);
+        state.marks = 'yes';
         logEvent('mark', `${msg.name}` + (msg.cleared ? ' (cleared: a clear dropped its audio)' : ' (its audio is on the wire)'));
         break;
       case 'error': {
+        // A bridge without marks refuses the message: stop sending them, quietly.
+        if (pendingMarks.size && msg.code === 'invalid_field' && String(msg.message || '').includes('"mark"')) {
+          pendingMarks.clear();
+          state.marks = 'no';
+          logEvent('mark', 'this bridge does not answer marks; the page stops sending them');
+          break;
+        }
         const text = [msg.message || 'unknown error', msg.code ? `[${msg.code}]` : ''].join(' ').trim();
         logEvent('error', text);
         showError('The bot connection reported an error: ' + text);
@@ -549,6 +561,7 @@
   function teardown() {
     if (streamAbort) { streamAbort.abort(new Error('call ended')); streamAbort = null; }
     state.streaming = false;
+    pendingMarks.clear();
     stopStats();
     measure = null;
     if (ws) { const s = ws; ws = null; s.close(1000); }
@@ -581,6 +594,15 @@
     render();
   }
 
+  // sendMark asks the bridge to say when the audio of the text sent so far has
+  // gone on the wire: the bridge echoes the mark (or cleared: true).
+  function sendMark(label) {
+    if (state.marks === 'no' || !ws || ws.readyState !== WebSocket.OPEN) return;
+    const name = `${label}-${++markSeq}`;
+    pendingMarks.add(name);
+    ws.send(JSON.stringify({ type: 'mark', name }));
+  }
+
   // ---- speaking ------------------------------------------------------------
 
   function startMeasure() {
@@ -609,6 +631,7 @@
     try {
       await api('POST', state.callURL + '/text', { text, flush: true, try_trigger_generation: false }, 'Speak');
       logEvent('sent', `text (${[...text].length} characters, flush)`);
+      sendMark('speak');
     } catch (e) {
       stopMeasure('–');
       showError(e.message);
@@ -639,6 +662,7 @@
         if (!last) await sleep(STREAM_WORD_DELAY_MS, ctl.signal);
       }
       logEvent('sent', `${words.length} words over the WebSocket, then flush`);
+      sendMark('stream');
     } catch (e) {
       if (!ctl.signal.aborted) showError(e.message);
     } finally {

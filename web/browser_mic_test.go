@@ -93,6 +93,24 @@ func TestDemoPageMicrophoneAndKeypad(t *testing.T) {
 	if c.BadFrames != 0 {
 		t.Errorf("the page got %d caller messages that were not 640 bytes", c.BadFrames)
 	}
+
+	// Speak sends a mark after its text: the log shows it answered once its
+	// audio is on the wire. A bridge without marks refuses it, and the page
+	// then stops sending marks without showing an error.
+	p.do("click Speak", chromedp.Click(chromedp.ID("speak")))
+	p.waitFor("the speech to end", countEvents("done")+` >= 1`)
+	p.waitFor("the mark to be answered or refused", `voicebridgeDemo.state.marks !== 'unknown'`)
+	switch marks := p.state().Marks; marks {
+	case "yes":
+		p.waitFor("the mark in the log", `voicebridgeDemo.events.some(e => e.type === 'mark' && e.detail.startsWith('speak-1 (its audio is on the wire)'))`)
+	case "no":
+		t.Log("this bridge does not answer marks: the page noticed and stopped sending them")
+	default:
+		t.Errorf("state.marks %q", marks)
+	}
+	if st := p.state(); st.Error != "" {
+		t.Errorf("the page shows an error: %q", st.Error)
+	}
 	p.screenshot("web-demo-mic.png")
 
 	callURL := p.state().CallURL

@@ -196,6 +196,7 @@ type demoState struct {
 	WSState      string `json:"wsState"`
 	AuthRequired bool   `json:"authRequired"`
 	Error        string `json:"error"`
+	Marks        string `json:"marks"`
 }
 
 func (p *page) stats() demoStats { return eval[demoStats](p, `voicebridgeDemo.stats`) }
