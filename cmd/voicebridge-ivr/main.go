@@ -54,6 +54,13 @@ var listenFormats = []string{"pcm_8000", "pcm_16000", "pcm_24000", "pcm_48000"}
 func run(ctx context.Context, args []string, token string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("voicebridge-ivr", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "voicebridge-ivr: an example keypad IVR bot for voicebridge.\n\n"+
+			"  voicebridge-ivr -call ID [-bridge URL]   join a running call's bot WebSocket\n"+
+			"  voicebridge-ivr -serve HOST:PORT         be the bridge's -bot-url (SIP calls)\n\n"+
+			"The bridge's API token, if any, is read from VOICEBRIDGE_API_TOKEN.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	bridgeURL := fs.String("bridge", "http://127.0.0.1:8080", "the bridge's base URL (with -call)")
 	callID := fs.String("call", "", "join this call's bot WebSocket")
 	serve := fs.String("serve", "", "serve the bridge's -bot-url WebSocket on this address (host:port)")
