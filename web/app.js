@@ -82,6 +82,7 @@
   let mic = null;          // the microphone's MediaStream during a two-way call
   let dtmfSender = null;   // RTCDTMFSender of the microphone's sender
   let markSeq = 0;
+  let connectSeq = 0;      // the latest Connect; an older one waiting for the microphone gives up
   const pendingMarks = new Set(); // names sent, not yet answered
 
   function emptyStats() {
@@ -375,6 +376,7 @@
     showCallerLevel(0);
     lastSample = null;
     state.micCall = ui.mic.checked;
+    const attempt = ++connectSeq;
     render();
 
     // A two-way call asks for the microphone first: without it there is
@@ -387,13 +389,14 @@
         }
         stream = await navigator.mediaDevices.getUserMedia(MIC_CONSTRAINTS);
       } catch (e) {
+        if (attempt !== connectSeq || state.phase !== 'connecting') return; // hung up meanwhile
         state.phase = 'idle';
         state.micCall = false;
         showError(`The microphone is not available: ${e.message || e.name || e}. Allow it, or turn the microphone off for a listen-only call.`);
         render();
         return;
       }
-      if (state.phase !== 'connecting') { stream.getTracks().forEach((t) => t.stop()); return; } // hung up meanwhile
+      if (attempt !== connectSeq || state.phase !== 'connecting') { stream.getTracks().forEach((t) => t.stop()); return; } // hung up meanwhile
     }
 
     const conn = new RTCPeerConnection({ iceServers: [] });
