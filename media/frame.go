@@ -117,7 +117,18 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		s.genOpen = true
 		s.emit(EventSpeaking, now)
 	}
-	for range s.q.takeEnds(epoch) {
+	for {
+		e, ok := s.q.takeEntry(epoch)
+		if !ok {
+			break
+		}
+		if e.mark {
+			s.c.marks.Add(1)
+			if s.cfg.OnEvent != nil {
+				s.cfg.OnEvent(Event{Kind: EventMark, At: now, Mark: e.name, Cleared: e.cleared})
+			}
+			continue
+		}
 		if !s.genOpen { // an empty generation (or one whose frames all failed to encode)
 			s.emit(EventSpeaking, now)
 		}

@@ -29,9 +29,10 @@ type frameQueue struct {
 	partial int // samples in the frame being filled, slot (head+count)%cap
 	// committed and popped count frames since the start (never reset).
 	committed, popped uint64
-	// ends: generation ends waiting for the pacer, as committed-frame
-	// numbers, ascending, in a ring of maxPendingEnds.
-	ends              [maxPendingEnds]uint64
+	// ends: generation ends and marks waiting for the pacer, in the order
+	// they were queued, each at the committed-frame number after the last
+	// frame before it (ascending), in a ring of maxPendingEnds.
+	ends              [maxPendingEnds]queueEntry
 	endHead, endCount int
 	// epoch increments on every Clear.
 	epoch  uint64
@@ -114,7 +115,26 @@ func (q *frameQueue) markEnd(epoch uint64) (bool, error) {
 	if q.endCount == maxPendingEnds {
 		return false, nil
 	}
-	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = q.committed
+	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = queueEntry{pos: q.committed}
+	q.endCount++
+	return true, nil
+}
+
+// addMark queues a mark after the last committed frame. It reports false
+// when the ring is full.
+func (q *frameQueue) addMark(epoch uint64, name string) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false, ErrClosed
+	}
+	if q.epoch != epoch {
+		return false, ErrCleared
+	}
+	if q.endCount == maxPendingEnds {
+		return false, nil
+	}
+	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = queueEntry{pos: q.committed, mark: true, name: name}
 	q.endCount++
 	return true, nil
 }
@@ -144,7 +164,7 @@ func (q *frameQueue) pop(dst []int16, need int) (ok bool, epoch uint64, left int
 // endAhead reports whether a generation end lies beyond the popped frames:
 // every frame up to it is committed. Called with mu held.
 func (q *frameQueue) endAhead() bool {
-	return q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds] > q.popped
+	return q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds].pos > q.popped
 }
 
 // retract takes back the last n committed frames if the pacer has not
@@ -154,7 +174,7 @@ func (q *frameQueue) retract(epoch uint64, n, partial int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed || q.epoch != epoch || q.count < n || q.partial != 0 ||
-		(q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds] > q.committed-uint64(n)) {
+		(q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds].pos > q.committed-uint64(n)) {
 		return false
 	}
 	q.count -= n
@@ -170,24 +190,20 @@ func (q *frameQueue) room() int {
 	return (q.cap-q.count)*FrameSamples - q.partial
 }
 
-// takeEnds removes and counts the generation ends whose last frame has been
-// popped, provided no Clear ran since epoch.
-func (q *frameQueue) takeEnds(epoch uint64) int {
+// takeEntry removes and returns the oldest generation end or mark whose
+// last frame before it has been popped, provided no Clear ran since epoch.
+func (q *frameQueue) takeEntry(epoch uint64) (queueEntry, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.epoch != epoch {
-		return 0
+	if q.epoch != epoch || q.endCount == 0 || q.ends[q.endHead].pos > q.popped {
+		return queueEntry{}, false
 	}
-	n := 0
-	for q.endCount > 0 && q.ends[q.endHead] <= q.popped {
-		q.endHead = (q.endHead + 1) % maxPendingEnds
-		q.endCount--
-		n++
-	}
-	if n > 0 {
-		q.signal()
-	}
-	return n
+	e := q.ends[q.endHead]
+	q.ends[q.endHead] = queueEntry{}
+	q.endHead = (q.endHead + 1) % maxPendingEnds
+	q.endCount--
+	q.signal()
+	return e, true
 }
 
 // frames returns the number of whole frames queued.
@@ -208,12 +224,24 @@ func (q *frameQueue) dropPartial(epoch uint64) {
 }
 
 // clear drops every queued frame, the partial frame and pending ends, and
-// starts a new epoch. It wakes a waiting producer.
+// starts a new epoch. Pending marks stay, in order, marked cleared and due
+// at once: the pacer reports them at its next frame. It wakes a waiting
+// producer.
 func (q *frameQueue) clear() {
 	q.mu.Lock()
 	q.popped += uint64(q.count)
 	q.head, q.count, q.partial = 0, 0, 0
-	q.endHead, q.endCount = 0, 0
+	old := q.ends
+	q.ends = [maxPendingEnds]queueEntry{}
+	kept := 0
+	for i := range q.endCount {
+		if e := old[(q.endHead+i)%maxPendingEnds]; e.mark {
+			e.pos, e.cleared = q.popped, true
+			q.ends[kept] = e
+			kept++
+		}
+	}
+	q.endHead, q.endCount = 0, kept
 	q.epoch++
 	q.mu.Unlock()
 	q.signal()
@@ -224,4 +252,12 @@ func (q *frameQueue) close() {
 	q.closed = true
 	q.mu.Unlock()
 	q.signal()
+}
+
+// queueEntry is a generation end or a mark in the queue.
+type queueEntry struct {
+	pos     uint64 // committed frames before it
+	mark    bool   // a mark (else a generation end)
+	cleared bool   // a mark a Clear dropped the audio before
+	name    string // the mark's name
 }

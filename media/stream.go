@@ -48,6 +48,13 @@ const (
 	// (or the next frame when idle). Never sent for a generation abandoned
 	// by Clear.
 	EventDone
+	// EventMark: a mark (Stream.Mark) was reached: every frame queued
+	// before it went on the wire (Cleared false), or a Clear dropped audio
+	// queued before it (Cleared true, at the first frame after the Clear).
+	// Every Mark that returned nil gets exactly one EventMark, in the order
+	// of the Mark calls, and in order with EventDone: a mark after a
+	// generation's end comes after its EventDone, on the same frame.
+	EventMark
 )
 
 func (k EventKind) String() string {
@@ -56,6 +63,8 @@ func (k EventKind) String() string {
 		return "speaking"
 	case EventDone:
 		return "done"
+	case EventMark:
+		return "mark"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -65,6 +74,10 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind EventKind
 	At   time.Time
+	// Mark and Cleared: EventMark's name and whether a Clear dropped the
+	// audio before it.
+	Mark    string
+	Cleared bool
 }
 
 // StreamConfig configures a Stream. Only Writer is required.
@@ -136,13 +149,14 @@ type Stats struct {
 	Drains        uint64 // times the pacer drained the producer: the queue ran dry inside a talkspurt
 	Resumes       uint64 // drains whose padding was taken back because more audio came in time (seamless)
 	PreRollWaits  uint64 // talkspurts started because PreRollWait ran out, not on PreRoll or a generation end
+	Marks         uint64 // EventMark count (reached or cleared)
 	QueuedFrames  int    // whole frames waiting now
 }
 
 type counters struct {
 	framesSent, speechFrames, silenceFrames, lateFrames, skippedFrames  atomic.Uint64
 	underruns, generations, talkspurts, clears, writeErrors, encodeErrs atomic.Uint64
-	drains, resumes, preRollWaits                                       atomic.Uint64
+	drains, resumes, preRollWaits, marks                                atomic.Uint64
 }
 
 // Stream turns PCM16 chunks into a paced Opus/RTP stream. Write and
@@ -314,6 +328,7 @@ func (s *Stream) Stats() Stats {
 		Drains:        s.c.drains.Load(),
 		Resumes:       s.c.resumes.Load(),
 		PreRollWaits:  s.c.preRollWaits.Load(),
+		Marks:         s.c.marks.Load(),
 		QueuedFrames:  s.q.frames(),
 	}
 }
