@@ -76,7 +76,7 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	marker := speech && !s.lastSpch
 	s.pkt.Marker = marker
 	s.pkt.SequenceNumber = s.seq
-	s.pkt.Timestamp = s.ts0 + uint32(n)*FrameSamples
+	s.pkt.Timestamp = s.ts0 + uint32(n)*uint32(s.fs)
 	s.pkt.Payload = payload
 	s.seq++
 	err := s.cfg.Writer.WriteRTP(&s.pkt)

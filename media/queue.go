@@ -8,7 +8,7 @@ import "sync"
 const maxPendingEnds = 64
 
 // frameQueue is the bounded queue between the producer (Write) and the
-// pacer: a ring of 20 ms frames at 48 kHz. The producer fills the frame at
+// pacer: a ring of 20 ms frames at the codec's clock rate. The producer fills the frame at
 // the tail; the pacer only sees whole (committed) frames. Generations are
 // padded to whole frames, so frame boundaries never straddle generations.
 //
@@ -21,8 +21,9 @@ type frameQueue struct {
 	space chan struct{}
 
 	mu sync.Mutex // guards everything below
-	// buf holds cap frames of FrameSamples samples.
+	// buf holds cap frames of fs samples.
 	buf     []int16
+	fs      int // samples per frame
 	cap     int // frames
 	head    int // slot of the oldest committed frame
 	count   int // committed frames
@@ -39,10 +40,11 @@ type frameQueue struct {
 	closed bool
 }
 
-func newFrameQueue(frames int) *frameQueue {
+func newFrameQueue(frames, fs int) *frameQueue {
 	return &frameQueue{
 		space: make(chan struct{}, 1),
-		buf:   make([]int16, frames*FrameSamples),
+		buf:   make([]int16, frames*fs),
+		fs:    fs,
 		cap:   frames,
 	}
 }
@@ -81,7 +83,7 @@ func (q *frameQueue) push(epoch uint64, samples []int16, zeros int) (int, error)
 	took := 0
 	for took < want && q.count < q.cap {
 		slot := (q.head + q.count) % q.cap
-		dst := q.buf[slot*FrameSamples+q.partial : (slot+1)*FrameSamples]
+		dst := q.buf[slot*q.fs+q.partial : (slot+1)*q.fs]
 		var n int
 		if samples != nil {
 			n = copy(dst, samples[took:])
@@ -91,7 +93,7 @@ func (q *frameQueue) push(epoch uint64, samples []int16, zeros int) (int, error)
 		}
 		took += n
 		q.partial += n
-		if q.partial == FrameSamples {
+		if q.partial == q.fs {
 			q.partial = 0
 			q.count++
 			q.committed++
@@ -151,7 +153,7 @@ func (q *frameQueue) pop(dst []int16, need int) (ok bool, epoch uint64, left int
 		q.mu.Unlock()
 		return false, epoch, left
 	}
-	copy(dst, q.buf[q.head*FrameSamples:(q.head+1)*FrameSamples])
+	copy(dst, q.buf[q.head*q.fs:(q.head+1)*q.fs])
 	q.head = (q.head + 1) % q.cap
 	q.count--
 	q.popped++
@@ -187,7 +189,7 @@ func (q *frameQueue) retract(epoch uint64, n, partial int) bool {
 func (q *frameQueue) room() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return (q.cap-q.count)*FrameSamples - q.partial
+	return (q.cap-q.count)*q.fs - q.partial
 }
 
 // takeEntry removes and returns the oldest generation end or mark whose

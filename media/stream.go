@@ -84,7 +84,14 @@ type Event struct {
 type StreamConfig struct {
 	// Writer receives the packets. Required.
 	Writer PacketWriter
+	// Codec is what the stream sends; the zero value is Opus. With PCMU or
+	// PCMA everything after the resampler runs at 8 kHz: 160-sample
+	// frames, RTP timestamps +160 per frame, a precomputed G.711 silence
+	// payload, pcm_8000 input passed through without a resampler. Pacing,
+	// pre-roll, drain, Clear, marks and events are the same.
+	Codec Codec
 	// Encoder configures libopus; the zero value is DefaultEncoderConfig.
+	// Ignored for G.711.
 	Encoder EncoderConfig
 	// Resampler selects libsoxr's quality; if zero, DefaultResamplerQuality.
 	Resampler ResamplerQuality
@@ -170,6 +177,8 @@ type Stream struct {
 	newResampler ResamplerFactory
 	q            *frameQueue
 	c            counters
+	rate         int // the codec's clock rate: samples per second after the resampler
+	fs           int // samples per 20 ms frame at rate
 
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -207,6 +216,9 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 	if cfg.Writer == nil {
 		return nil, fmt.Errorf("%w: Writer is required", ErrInvalidConfig)
 	}
+	if !cfg.Codec.valid() {
+		return nil, fmt.Errorf("%w: codec %d", ErrInvalidConfig, int(cfg.Codec))
+	}
 	if err := cfg.Encoder.Validate(); err != nil {
 		return nil, err
 	}
@@ -243,11 +255,13 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 		log:          cfg.Logger,
 		clock:        realClock{},
 		newEncoder:   NewEncoder,
-		newResampler: NewResampler,
+		newResampler: NewResamplerTo,
+		rate:         cfg.Codec.ClockRate(),
+		fs:           cfg.Codec.FrameSamples(),
 		closing:      make(chan struct{}),
 		runDone:      make(chan struct{}),
-		frame:        make([]int16, FrameSamples),
-		zeros:        make([]int16, FrameSamples),
+		frame:        make([]int16, cfg.Codec.FrameSamples()),
+		zeros:        make([]int16, cfg.Codec.FrameSamples()),
 		payload:      make([]byte, maxOpusPacket+1),
 	}
 	if s.log == nil {
@@ -259,24 +273,28 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 		}
 	}
 	frames := int((cfg.QueueDuration + FrameDuration - 1) / FrameDuration)
-	s.q = newFrameQueue(frames)
+	s.q = newFrameQueue(frames, s.fs)
 	s.preRoll = max(1, min(frames, int((cfg.PreRoll+FrameDuration-1)/FrameDuration)))
-	enc, err := s.newEncoder(cfg.Encoder)
-	if err != nil {
-		return nil, err
+	if cfg.Codec.IsG711() {
+		s.enc, s.silence = g711Encoder{cfg.Codec}, G711Silence(cfg.Codec)
+	} else {
+		enc, err := s.newEncoder(cfg.Encoder)
+		if err != nil {
+			return nil, err
+		}
+		s.silence, err = silenceFrame(s.newEncoder, cfg.Encoder)
+		if err != nil {
+			_ = enc.Close()
+			return nil, err
+		}
+		s.enc = enc
 	}
-	s.silence, err = silenceFrame(s.newEncoder, cfg.Encoder)
-	if err != nil {
-		_ = enc.Close()
-		return nil, err
-	}
-	s.enc = enc
-	s.lookahead = enc.Lookahead()
+	s.lookahead = s.enc.Lookahead()
 	s.prod.init(s)
 	// RFC 3550 §5.1: random initial sequence number and timestamp.
 	s.seq = uint16(rand.Uint32())
 	s.ts0 = rand.Uint32()
-	s.pkt.Header = rtp.Header{Version: 2, PayloadType: 111, SSRC: rand.Uint32()}
+	s.pkt.Header = rtp.Header{Version: 2, PayloadType: cfg.Codec.PayloadType(), SSRC: rand.Uint32()}
 	return s, nil
 }
 
