@@ -90,6 +90,10 @@ type StreamConfig struct {
 	// payload, pcm_8000 input passed through without a resampler. Pacing,
 	// pre-roll, drain, Clear, marks and events are the same.
 	Codec Codec
+	// DTMFPayloadType is the payload type put on RFC 4733
+	// telephone-event packets (SendDTMF); the PacketWriter maps it to the
+	// negotiated one. If zero, 101. It must differ from the codec's.
+	DTMFPayloadType uint8
 	// Encoder configures libopus; the zero value is DefaultEncoderConfig.
 	// Ignored for G.711.
 	Encoder EncoderConfig
@@ -156,6 +160,8 @@ type Stats struct {
 	Drains        uint64 // times the pacer drained the producer: the queue ran dry inside a talkspurt
 	Resumes       uint64 // drains whose padding was taken back because more audio came in time (seamless)
 	PreRollWaits  uint64 // talkspurts started because PreRollWait ran out, not on PreRoll or a generation end
+	DTMFDigits    uint64 // DTMF digits sent (their end packets included)
+	DTMFPackets   uint64 // telephone-event packets sent (counted in FramesSent too)
 	Marks         uint64 // EventMark count (reached or cleared)
 	QueuedFrames  int    // whole frames waiting now
 }
@@ -163,7 +169,7 @@ type Stats struct {
 type counters struct {
 	framesSent, speechFrames, silenceFrames, lateFrames, skippedFrames  atomic.Uint64
 	underruns, generations, talkspurts, clears, writeErrors, encodeErrs atomic.Uint64
-	drains, resumes, preRollWaits, marks                                atomic.Uint64
+	drains, resumes, preRollWaits, marks, dtmfDigits, dtmfPackets       atomic.Uint64
 }
 
 // Stream turns PCM16 chunks into a paced Opus/RTP stream. Write and
@@ -208,6 +214,8 @@ type Stream struct {
 	gap      uint64    // silence frames since the last speech frame of the open generation
 
 	lookahead int // enc.Lookahead(), read by the producer
+
+	dtmf dtmfTx // digits to send (dtmf_tx.go)
 }
 
 // NewStream validates cfg, builds the encoder and precomputes the silence
@@ -218,6 +226,12 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 	}
 	if !cfg.Codec.valid() {
 		return nil, fmt.Errorf("%w: codec %d", ErrInvalidConfig, int(cfg.Codec))
+	}
+	if cfg.DTMFPayloadType == 0 {
+		cfg.DTMFPayloadType = DefaultDTMFPayloadType
+	}
+	if cfg.DTMFPayloadType > 127 || cfg.DTMFPayloadType == cfg.Codec.PayloadType() {
+		return nil, fmt.Errorf("%w: DTMF payload type %d", ErrInvalidConfig, cfg.DTMFPayloadType)
 	}
 	if err := cfg.Encoder.Validate(); err != nil {
 		return nil, err
@@ -347,6 +361,8 @@ func (s *Stream) Stats() Stats {
 		Resumes:       s.c.resumes.Load(),
 		PreRollWaits:  s.c.preRollWaits.Load(),
 		Marks:         s.c.marks.Load(),
+		DTMFDigits:    s.c.dtmfDigits.Load(),
+		DTMFPackets:   s.c.dtmfPackets.Load(),
 		QueuedFrames:  s.q.frames(),
 	}
 }
