@@ -348,6 +348,10 @@ type botMessage struct {
 	VoiceSettings        *tts.VoiceSettings `json:"voice_settings"`
 	Stability            *float64           `json:"stability"` // faseeh legacy init
 	OutputFormat         string             `json:"output_format"`
+	Name                 string             `json:"name"`        // mark
+	Digits               string             `json:"digits"`      // dtmf
+	DurationMS           int                `json:"duration_ms"` // dtmf
+	GapMS                int                `json:"gap_ms"`      // dtmf
 }
 
 // handleBotMessage acts on one bot message. Failures become an error event on
@@ -369,6 +373,10 @@ func (c *Session) handleBotMessage(b *botConn, raw []byte) {
 		}
 	case m.Type == "clear":
 		if err := c.clear(c.ctx); err != nil && c.ctx.Err() == nil {
+			b.sendError(err)
+		}
+	case m.Type == "mark":
+		if err := c.mark(m.Name); err != nil && c.ctx.Err() == nil {
 			b.sendError(err)
 		}
 	case m.Type == "closeConnection":
@@ -395,6 +403,6 @@ func (c *Session) handleBotMessage(b *botConn, raw []byte) {
 		}
 		b.enqueue(msgInitialized)
 	default:
-		b.sendError(fmt.Errorf("%w: unknown message type %q (want text, clear, closeConnection or initConnection)", ErrInvalidField, m.Type))
+		b.sendError(fmt.Errorf("%w: unknown message type %q (want text, clear, mark, closeConnection or initConnection)", ErrInvalidField, m.Type))
 	}
 }

@@ -65,7 +65,8 @@ type Session struct {
 	untriggered int  // bytes sent since the last flush/trigger
 	generating  bool // a flush/trigger was sent and its generation has not ended
 
-	play playState // the TTS → stream handoff (session_media.go)
+	play  playState // the TTS → stream handoff (session_media.go)
+	marks markState // the bot's marks (marks.go)
 
 	notify        chan struct{} // cap 1: the peer connection's state changed
 	everConnected atomic.Bool

@@ -210,6 +210,7 @@ func (c *Session) speak(ctx context.Context, text string, flush, trigger bool) e
 		}
 		c.generating = true
 		c.untriggered = 0
+		c.markTriggered()
 	}
 	return nil
 }
@@ -234,6 +235,7 @@ func (c *Session) clear(ctx context.Context) error {
 	c.play.gate.close(c.ctx)
 	err := c.tts.Clear(ctx)
 	c.stream.Clear()
+	c.clearMarks()
 	c.play.gate.reopen(c.ctx)
 	c.play.ends.Store(0)
 	c.pendingText, c.untriggered, c.generating = 0, 0, false
@@ -262,6 +264,8 @@ func (c *Session) onStreamEvent(e media.Event) {
 		c.broadcast(msgSpeaking)
 	case media.EventDone:
 		c.broadcast(msgDone)
+	case media.EventMark:
+		c.markStreamEvent(e)
 	}
 }
 
@@ -296,6 +300,7 @@ func (h ttsHandler) GenerationEnd() {
 	if err := c.stream.EndGeneration(wctx); err != nil && !errors.Is(err, media.ErrCleared) && wctx.Err() == nil {
 		c.log.Warn("end of generation", "err", err)
 	}
+	c.markGenerationEnded()
 }
 
 // Event reports TTS trouble: an error event on the bot sockets, a log line
