@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -101,18 +100,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	b := &botConn{
-		conn:       conn,
-		out:        make(chan []byte, botQueue),
-		kick:       make(chan struct{}),
-		readerDone: make(chan struct{}),
-	}
-	if rate != 0 {
-		b.audio = newAudioSink(rate)
-		if tc, ok := conn.NetConn().(*net.TCPConn); ok {
-			_ = tc.SetWriteBuffer(botAudioSendBuffer)
-		}
-	}
+	b := newBotConn(conn, rate)
 	if !c.addBot(b) {
 		msg, _ := json.Marshal(botEvent{Type: "closed", Reason: c.info().CloseReason})
 		_ = conn.SetWriteDeadline(time.Now().Add(botWriteWait))

@@ -282,6 +282,8 @@ type callInfo struct {
 	Dialect      string    `json:"dialect"`
 	BotSockets   int       `json:"bot_sockets"`
 	WHIP         *whipInfo `json:"whip,omitempty"` // a publish: its resource at the endpoint
+	Codec        string    `json:"codec,omitempty"`
+	SIP          *sipInfo  `json:"sip,omitempty"` // a SIP call: its dialog
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {

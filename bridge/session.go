@@ -52,6 +52,9 @@ type Session struct {
 	// SFU (nil otherwise): set during the SDP exchange, before the call is
 	// registered, and deleted at the endpoint by teardown.
 	whip *whipResource
+	// sip is the SIP side of a call that came in over SIP (sipcall.go), nil
+	// otherwise: such a call has no peer connection.
+	sip *sipLeg
 
 	// Latency probes (unix nanoseconds; 0: not measuring): when a trigger
 	// was sent to an idle TTS, and when its first audio arrived.
@@ -154,13 +157,10 @@ func rejectReason(err error) string {
 	return "error"
 }
 
-// newSession builds a call's transport, everything that does not depend on
-// who offers: the peer connection, the sendonly audio track and its
-// transceiver, the RTCP read loop and the media stream. The SDP exchange is
-// the role's (signaling.negotiate). On error everything built so far is torn
-// down.
-func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (_ *Session, err error) {
-	id := newID()
+// newCallState is a call's state before any transport: its id, options,
+// context and channels. Both transports (a Pion peer connection here, plain
+// RTP for SIP calls in sipcall.go) start from it.
+func (s *Server) newCallState(id string, o callOptions) *Session {
 	c := &Session{
 		id:        id,
 		srv:       s,
@@ -173,6 +173,16 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		bots:      make(map[*botConn]struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	return c
+}
+
+// newSession builds a call's transport, everything that does not depend on
+// who offers: the peer connection, the sendonly audio track and its
+// transceiver, the RTCP read loop and the media stream. The SDP exchange is
+// the role's (signaling.negotiate). On error everything built so far is torn
+// down.
+func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (_ *Session, err error) {
+	c := s.newCallState(newID(), o)
 	defer func() {
 		if err != nil {
 			c.cancel(err)
@@ -217,7 +227,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 			}
 		}
 	})
-	if err := c.newMedia(); err != nil {
+	if err := c.newMedia(media.StreamConfig{Writer: c.track}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -271,6 +281,10 @@ func (a answerer) negotiate(ctx context.Context, c *Session) (string, error) {
 // context ends. It runs in the goroutine Server.register starts.
 func (c *Session) run() {
 	defer c.teardown()
+	if c.sip != nil {
+		c.sip.supervise(c)
+		return
+	}
 	cfg := c.srv.cfg
 	connectTimer := time.NewTimer(cfg.ConnectTimeout)
 	defer connectTimer.Stop()
@@ -351,6 +365,7 @@ func (c *Session) teardown() {
 		}
 	}
 	c.deleteWHIP()
+	c.sip.hangup() // a SIP call: BYE, unless the caller ended it
 	c.wg.Wait()
 	c.closeMedia()
 	c.log.Info("call ended", "reason", c.reason, "frames_sent", c.framesSent(), "duration", time.Since(c.created).Round(time.Millisecond))
@@ -370,6 +385,8 @@ var reasons = []struct {
 	{ErrConnectTimeout, "connect_timeout"},
 	{ErrShutdown, "shutdown"},
 	{ErrShuttingDown, "shutdown"},
+	{ErrRTPTimeout, "rtp_timeout"},
+	{ErrSIPNoACK, "no_ack"},
 }
 
 // reasonOf names a cause for clients; an unexpected cause is "error".
@@ -410,5 +427,7 @@ func (c *Session) info() callInfo {
 		Dialect:      string(c.srv.ttsDialect),
 		BotSockets:   bots,
 		WHIP:         c.whip.info(),
+		Codec:        c.codec(),
+		SIP:          c.sip.info(),
 	}
 }

@@ -59,16 +59,16 @@ func (s *Server) ttsConfig(o callOptions, log *slog.Logger) tts.ClientConfig {
 // newMedia builds the call's media stream onto its track. The pacer starts
 // once the peer connects (startPacer), so speech sent before that is queued,
 // not played into the void.
-func (c *Session) newMedia() error {
+// cfg names the transport's side (Writer, and Codec and DTMFPayloadType
+// for a SIP call); the rest is the call's.
+func (c *Session) newMedia(cfg media.StreamConfig) error {
 	m := c.srv.metrics
 	var st *media.Stream
-	st, err := media.NewStream(media.StreamConfig{
-		Writer:  c.track,
-		OnEvent: c.onStreamEvent,
-		OnFrame: m.onFrame,
-		OnClose: func(final media.Stats) { m.streams.streamClosed(st, final) },
-		Logger:  c.log,
-	})
+	cfg.OnEvent = c.onStreamEvent
+	cfg.OnFrame = m.onFrame
+	cfg.OnClose = func(final media.Stats) { m.streams.streamClosed(st, final) }
+	cfg.Logger = c.log
+	st, err := media.NewStream(cfg)
 	if err != nil {
 		return fmt.Errorf("new media stream: %w", err)
 	}
