@@ -118,6 +118,9 @@ func TestSIPCallToBot(t *testing.T) {
 			speech++
 		}
 	}
+	pe := pacingErrors(pk, 8000)
+	t.Logf("G.711 pacing at the receiver over %d packets: |arrival − grid| p50 %v, p99 %v, max %v",
+		len(pk), percentile(pe, 50), percentile(pe, 99), pe[len(pe)-1])
 	if speech < 25 { // five words of the embedded TTS: well over half a second
 		t.Fatalf("%d speech frames of %d packets", speech, len(pk))
 	}
