@@ -145,10 +145,12 @@ type uac struct {
 	sipConn *net.UDPConn
 	rtpConn *net.UDPConn
 	srv     *net.UDPAddr
+	dialog  *net.UDPAddr // in-dialog requests go here once set: the answering node's Contact (behind a proxy)
 	callID  string
 	fromTag string
 	toTag   string
 	cseq    int
+	direct  bool        // send ACK and BYE straight to the 200 OK's Contact (past a proxy)
 	msgs    chan string // SIP messages from the bridge, but BYEs
 	byes    chan string // BYE requests from the bridge (answered 200)
 	done    chan struct{}
@@ -229,7 +231,11 @@ func newUAC(t *testing.T, srv string) *uac {
 func (u *uac) local() string { return u.sipConn.LocalAddr().String() }
 
 func (u *uac) write(m string) {
-	if _, err := u.sipConn.WriteToUDP([]byte(m), u.srv); err != nil {
+	dst := u.srv
+	if u.dialog != nil && !strings.HasPrefix(m, "SIP/2.0") && !strings.HasPrefix(m, "INVITE") {
+		dst = u.dialog
+	}
+	if _, err := u.sipConn.WriteToUDP([]byte(m), dst); err != nil {
 		u.t.Error(err)
 	}
 }
@@ -286,6 +292,7 @@ var (
 	statusRe  = regexp.MustCompile(`^SIP/2.0 (\d{3})`)
 	toTagRe   = regexp.MustCompile(`(?m)^To:.*;tag=([^;\r\n]+)`)
 	mAudioRe  = regexp.MustCompile(`(?m)^m=audio (\d+) RTP/AVP (\d+)`)
+	contactRe = regexp.MustCompile(`(?m)^Contact: *<sip:(?:[^@>]*@)?([0-9.]+:\d+)`)
 	cseqIsRe  = regexp.MustCompile(`(?m)^CSeq: (\d+) (\w+)`)
 	finalCode = 200
 )
@@ -324,6 +331,11 @@ func (u *uac) invite() (int, string) {
 		u.toTag = tt[1]
 	}
 	if code == 200 {
+		if u.direct {
+			if c := contactRe.FindStringSubmatch(m); c != nil {
+				u.dialog, _ = net.ResolveUDPAddr("udp", c[1])
+			}
+		}
 		u.request("ACK", 1, "") // a new transaction (RFC 3261 §13.2.2.4)
 	} else {
 		u.requestOn(branch, "ACK", 1, "") // the INVITE's (§17.1.1.3)
