@@ -293,3 +293,90 @@ func TestSIPMaxCalls(t *testing.T) {
 		t.Fatalf("reserve at max-calls: %v", err)
 	}
 }
+
+// TestSIPOpusCall: an offer of Opus only is answered Opus on the offer's
+// dynamic payload type, the bot's speech arrives as 20 ms Opus packets that
+// decode to speech, and the caller's Opus reaches the bot at 16 kHz.
+func TestSIPOpusCall(t *testing.T) {
+	b, bots, addr := sipBridge(t, nil)
+	u := newUAC(t, addr)
+	u.opus = true
+	code, ok := u.invite()
+	if code != 200 {
+		t.Fatalf("INVITE answered %d:\n%s", code, ok)
+	}
+	port, pt := answeredPort(t, ok)
+	if pt != "96" {
+		t.Fatalf("answered payload type %s, want 96", pt)
+	}
+	bot := bots.next(t)
+	if info := b.sipInfo(t, bot.query.Get("call_id")); info.Codec != "opus" {
+		t.Fatalf("GET codec %q", info.Codec)
+	}
+	bot.send(t, map[string]any{"type": "text", "text": "hello there from the bot ", "flush": true})
+	bot.expect(t, "done")
+	dec, err := media.NewDecoder(48000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcm := make([]int16, 5760)
+	speech := 0
+	for i, p := range u.packets() {
+		if p.hdr.PayloadType != 96 {
+			t.Fatalf("packet %d: PT %d, want 96", i, p.hdr.PayloadType)
+		}
+		n, err := dec.Decode(p.payload, pcm)
+		if err != nil || n != 960 {
+			t.Fatalf("packet %d: %d samples, %v; want 960 (20 ms)", i, n, err)
+		}
+		var e float64
+		for _, v := range pcm[:n] {
+			e += float64(v) * float64(v)
+		}
+		if math.Sqrt(e/float64(n)) > 300 {
+			speech++
+		}
+	}
+	if speech < 25 {
+		t.Fatalf("%d speech frames", speech)
+	}
+
+	// The caller's Opus: 1 kHz, 20 ms packets.
+	enc, err := media.NewEncoder(media.EncoderConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	frame := make([]int16, 960)
+	out := make([]byte, 1500)
+	for k := range 25 {
+		for i := range frame {
+			frame[i] = int16(8000 * math.Sin(2*math.Pi*1000*float64(k*960+i)/48000))
+		}
+		n, err := enc.Encode(frame, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.sendRTP(port, &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(k), Timestamp: uint32(k * 960), SSRC: 5}, Payload: out[:n]})
+		time.Sleep(20 * time.Millisecond)
+	}
+	loud := 0
+	deadline := time.After(waitTimeout)
+	for loud < 5 {
+		select {
+		case f := <-bot.audio:
+			var e float64
+			for i := 0; i+1 < len(f); i += 2 {
+				v := float64(int16(binary.LittleEndian.Uint16(f[i:])))
+				e += v * v
+			}
+			if len(f) == 640 && math.Sqrt(e/320) > 2000 {
+				loud++
+			}
+		case <-deadline:
+			t.Fatalf("only %d loud caller audio frames reached the bot", loud)
+		}
+	}
+	u.bye()
+	bot.expect(t, "closed")
+}
