@@ -37,11 +37,7 @@ type sipRx struct {
 	pcm     []int16       // one decoded packet
 	raw     []byte        // pcm as PCM16LE
 	rates   [4]sipRate    // 8, 16, 24, 48 kHz
-	// up is G.711's 8 kHz to 48 kHz (libsoxr), made when a bot first
-	// listens above 8 kHz; its output, band-limited to 4 kHz, is decimated
-	// to 16 and 24 kHz without another filter (upsample, below).
-	up  media.Resampler
-	dec []byte // one decimated write
+	out     []byte        // one packet at a rate, PCM16LE
 }
 
 // sipRate is the caller audio at one listening rate.
@@ -49,7 +45,7 @@ type sipRate struct {
 	rate    int
 	sinks   []*audioSink
 	dec     media.Decoder // Opus decoded at rate
-	phase   int           // G.711: the next 48 kHz sample taken at rate
+	up      *interpolator // G.711's 8 kHz to rate (nil at 8 kHz)
 	fifo    []byte        // PCM16LE not yet cut into 20 ms frames
 	fill    int
 	arrival int64
@@ -65,7 +61,7 @@ func newSIPRx(c *Session, codec media.Codec, m sip.Media) (*sipRx, error) {
 		dtmfPT:  m.DTMFPayloadType,
 		pcm:     make([]int16, 5760),
 		raw:     make([]byte, 2*5760),
-		dec:     make([]byte, sipRxFIFO),
+		out:     make([]byte, sipRxFIFO),
 	}
 	if m.HasDTMF {
 		d, err := media.NewDTMFReceiver(int(m.Codec.ClockRate), 0, c.onDTMF)
@@ -133,11 +129,15 @@ func (x *sipRx) audio(payload []byte, arrival int64) {
 		for i := range x.rates {
 			x.rates[i].arrival = arrival
 		}
-		if r := &x.rates[0]; len(r.sinks) > 0 {
-			_, _ = r.Write(x.raw[:2*n])
-		}
-		if x.up != nil {
-			_, _ = x.up.Write(x.raw[:2*n]) // to upsample
+		for i := range x.rates {
+			r := &x.rates[i]
+			switch {
+			case len(r.sinks) == 0:
+			case r.up == nil:
+				_, _ = r.Write(x.raw[:2*n])
+			default:
+				_, _ = r.Write(x.out[:r.up.run(x.pcm[:n], x.out)])
+			}
 		}
 		return
 	}
@@ -201,13 +201,13 @@ func (x *sipRx) resync() {
 		if len(r.sinks) == 0 || had {
 			continue
 		}
-		r.fill, r.phase = 0, 0
+		r.fill = 0
 		var err error
 		switch {
 		case x.g711 == nil:
 			r.dec, err = media.NewDecoder(r.rate)
-		case r.rate != media.G711SampleRate && x.up == nil:
-			x.up, err = media.NewResampler(upsampler{x}, media.G711SampleRate, 0)
+		case r.rate != media.G711SampleRate:
+			r.up = newInterpolator(r.rate / media.G711SampleRate)
 		}
 		if err != nil {
 			x.c.log.Error("sip caller audio", "rate", r.rate, "err", err)
@@ -216,42 +216,9 @@ func (x *sipRx) resync() {
 	}
 }
 
-// close frees the resamplers; later packets are ignored.
+// close ends the receive path: later packets are ignored.
 func (x *sipRx) close() {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.closed = true
-	if x.up != nil {
-		_ = x.up.Close()
-		x.up = nil
-	}
-}
-
-// upsampler takes G.711's audio at 48 kHz and hands every rate above
-// 8 kHz a bot listens at its share: every 3rd sample for 16 kHz, every 2nd
-// for 24 kHz, all for 48 kHz. The input has nothing above 4 kHz, so no
-// further low-pass is needed.
-type upsampler struct{ x *sipRx }
-
-func (u upsampler) Write(p []byte) (int, error) {
-	n := len(p) / 2
-	for i := 1; i < len(u.x.rates); i++ {
-		r := &u.x.rates[i]
-		if len(r.sinks) == 0 {
-			continue
-		}
-		step := media.SampleRate / r.rate
-		out := 0
-		for k := r.phase; k < n && out+2 <= len(u.x.dec); k += step {
-			u.x.dec[out], u.x.dec[out+1] = p[2*k], p[2*k+1]
-			out += 2
-			r.phase = k + step
-		}
-		r.phase -= n
-		if r.phase < 0 {
-			r.phase = 0
-		}
-		_, _ = r.Write(u.x.dec[:out])
-	}
-	return len(p), nil
 }

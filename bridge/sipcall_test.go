@@ -380,3 +380,41 @@ func TestSIPOpusCall(t *testing.T) {
 	u.bye()
 	bot.expect(t, "closed")
 }
+
+// TestSIPReceiveAllocs: the SIP receive path (G.711 decode, 8→48 kHz,
+// decimation to the dialed bot's 16 kHz, 20 ms frames onto its socket)
+// allocates nothing per packet once a bot listens.
+func TestSIPReceiveAllocs(t *testing.T) {
+	b, bots, addr := sipBridge(t, nil)
+	u := newUAC(t, addr)
+	if code, m := u.invite(); code != 200 {
+		t.Fatalf("INVITE answered %d:\n%s", code, m)
+	}
+	bot := bots.next(t)
+	c, err := b.srv.lookup(bot.query.Get("call_id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 160)
+	pcm := make([]int16, 160)
+	for i := range pcm {
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000))
+	}
+	media.EncodeG711(payload, pcm, media.CodecPCMU)
+	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 9}, Payload: payload}
+	now := time.Now()
+	step := func() {
+		p.SequenceNumber++
+		p.Timestamp += 160
+		now = now.Add(20 * time.Millisecond)
+		c.sip.rx.packet(p, now)
+	}
+	for range 50 { // the resampler and the sink warm up
+		step()
+	}
+	if n := testing.AllocsPerRun(500, step); n != 0 {
+		t.Fatalf("%.1f allocations per packet, want 0", n)
+	}
+	u.bye()
+	bot.expect(t, "closed")
+}
