@@ -30,6 +30,7 @@ func (s *Server) resolveOptions(o callOptions) (callOptions, error) {
 	if o.ModelID == "" {
 		o.ModelID = s.cfg.Model
 	}
+	o.formatNamed = o.OutputFormat != ""
 	if o.OutputFormat == "" {
 		o.OutputFormat = s.cfg.TTSFormat
 	}
@@ -63,6 +64,7 @@ func (c *Session) newMedia() error {
 	m := c.srv.metrics
 	var st *media.Stream
 	st, err := media.NewStream(media.StreamConfig{
+		Codec:   c.opts.codec,
 		Writer:  c.track,
 		OnEvent: c.onStreamEvent,
 		OnFrame: m.onFrame,
