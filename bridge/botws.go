@@ -338,8 +338,8 @@ type botMessage struct {
 	OutputFormat         string             `json:"output_format"`
 	Name                 string             `json:"name"`        // mark
 	Digits               string             `json:"digits"`      // dtmf
-	DurationMS           int                `json:"duration_ms"` // dtmf
-	GapMS                int                `json:"gap_ms"`      // dtmf
+	DurationMS           *int               `json:"duration_ms"` // dtmf
+	GapMS                *int               `json:"gap_ms"`      // dtmf
 }
 
 // handleBotMessage acts on one bot message. Failures become an error event on
@@ -367,6 +367,10 @@ func (c *Session) handleBotMessage(b *botConn, raw []byte) {
 		if err := c.mark(m.Name); err != nil && c.ctx.Err() == nil {
 			b.sendError(err)
 		}
+	case m.Type == "dtmf":
+		if err := c.sendDTMF(m.Digits, m.DurationMS, m.GapMS); err != nil && c.ctx.Err() == nil {
+			b.sendError(err)
+		}
 	case m.Type == "closeConnection":
 		c.cancel(ErrBotClosed) // the writer sends "closed" and closes the socket
 	case m.Type == "initConnection" || (m.Type == "" && m.VoiceID != ""):
@@ -391,6 +395,6 @@ func (c *Session) handleBotMessage(b *botConn, raw []byte) {
 		}
 		b.enqueue(msgInitialized)
 	default:
-		b.sendError(fmt.Errorf("%w: unknown message type %q (want text, clear, mark, closeConnection or initConnection)", ErrInvalidField, m.Type))
+		b.sendError(fmt.Errorf("%w: unknown message type %q (want text, clear, mark, dtmf, closeConnection or initConnection)", ErrInvalidField, m.Type))
 	}
 }

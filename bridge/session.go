@@ -42,7 +42,7 @@ type Session struct {
 	done   chan struct{}  // closed when the call is torn down and forgotten
 
 	pc          *webrtc.PeerConnection
-	track       *webrtc.TrackLocalStaticRTP
+	track       *audioTrack
 	transceiver *webrtc.RTPTransceiver
 	sender      *webrtc.RTPSender
 	stream      *media.Stream
@@ -118,6 +118,9 @@ func (s *Server) createCall(ctx context.Context, o callOptions, role signaling) 
 	if err := role.check(); err != nil {
 		return nil, "", err
 	}
+	if o, err = s.chooseCodec(o, role); err != nil { // codecs.go
+		return nil, "", err
+	}
 	if err := s.reserve(); err != nil {
 		return nil, "", err
 	}
@@ -190,7 +193,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		}
 	}()
 
-	api, err := s.pion.newAPI(c.log)
+	api, err := s.pion.newAPI(c.log, o.codec)
 	if err != nil {
 		return nil, err
 	}
@@ -207,9 +210,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		default:
 		}
 	})
-	if c.track, err = webrtc.NewTrackLocalStaticRTP(opusCodec, "audio", "voicebridge"); err != nil {
-		return nil, fmt.Errorf("new track: %w", err)
-	}
+	c.track = newAudioTrack(codecCapability(o.codec)) // track.go
 	if dir == webrtc.RTPTransceiverDirectionSendrecv {
 		c.pc.OnTrack(c.onTrack) // a two-way call: the caller's track is read (caller.go)
 	}
@@ -227,7 +228,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 			}
 		}
 	})
-	if err := c.newMedia(media.StreamConfig{Writer: c.track}); err != nil {
+	if err := c.newMedia(media.StreamConfig{Writer: c.track, Codec: o.codec}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -424,10 +425,10 @@ func (c *Session) info() callInfo {
 		VoiceID:      c.opts.VoiceID,
 		ModelID:      c.opts.ModelID,
 		OutputFormat: c.opts.OutputFormat,
+		Codec:        c.opts.codec.String(),
 		Dialect:      string(c.srv.ttsDialect),
 		BotSockets:   bots,
 		WHIP:         c.whip.info(),
-		Codec:        c.codec(),
 		SIP:          c.sip.info(),
 	}
 }

@@ -30,6 +30,7 @@ func (s *Server) resolveOptions(o callOptions) (callOptions, error) {
 	if o.ModelID == "" {
 		o.ModelID = s.cfg.Model
 	}
+	o.formatNamed = o.OutputFormat != ""
 	if o.OutputFormat == "" {
 		o.OutputFormat = s.cfg.TTSFormat
 	}

@@ -58,14 +58,6 @@ func (l *sipLeg) info() *sipInfo {
 	return &sipInfo{CallID: l.call.CallID, From: l.call.From, To: l.call.To}
 }
 
-// codec is what the call sends: "opus" for WebRTC calls.
-func (c *Session) codec() string {
-	if c.sip != nil {
-		return c.sip.codec
-	}
-	return "opus"
-}
-
 // supervise is a SIP call's supervisor (run): the pacer starts at the ACK;
 // the call ends when its context does (the SIP side reports its end through
 // sipHandler.Ended).
@@ -126,7 +118,7 @@ func (a sipAcceptor) Accept(ctx context.Context, sc *sip.Call) (sip.CallHandler,
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", sip.ErrUnavailable, err)
 	}
-	var o callOptions
+	o := callOptions{codec: codec}
 	if codec.IsG711() && s.cfg.TTSFormat == DefaultTTSFormat {
 		o.OutputFormat = "pcm_8000" // the phone line's rate: no resampling at all
 	}
@@ -148,12 +140,11 @@ func (a sipAcceptor) Accept(ctx context.Context, sc *sip.Call) (sip.CallHandler,
 		s.metrics.callsRejected.WithLabelValues(label).Inc()
 		return nil, err
 	}
-	dtmfPT := uint8(101)
+	w := ptWriter{tr: sc.Transport, audioFrom: codec.PayloadType(), audioTo: m.Codec.PayloadType, dtmfTo: streamDTMFPT}
 	if m.HasDTMF {
-		dtmfPT = m.DTMFPayloadType
+		w.dtmfTo = m.DTMFPayloadType
 	}
-	w := ptWriter{tr: sc.Transport, from: codec.PayloadType(), to: m.Codec.PayloadType}
-	if err := c.newMedia(media.StreamConfig{Writer: w, Codec: codec, DTMFPayloadType: dtmfPT}); err != nil {
+	if err := c.newMedia(media.StreamConfig{Writer: w, Codec: codec, DTMFPayloadType: streamDTMFPT}); err != nil {
 		return fail(err, "error")
 	}
 	if c.sip.rx, err = newSIPRx(c, codec, m); err != nil {
@@ -204,20 +195,28 @@ func newBotConn(conn *websocket.Conn, rate int) *botConn {
 	return b
 }
 
-// ptWriter puts the negotiated payload type on the stream's audio packets
-// (Opus's is dynamic on SIP); telephone-events already carry theirs.
+// streamDTMFPT is the payload type the stream puts on telephone-events;
+// ptWriter maps it to the offer's. It differs from every codec's stream
+// payload type (0, 8, 111).
+const streamDTMFPT = 101
+
+// ptWriter puts the offer's payload types on the stream's packets: Opus's
+// is dynamic on SIP, and so is telephone-event's.
 type ptWriter struct {
-	tr       *plainrtp.Transport
-	from, to uint8
+	tr                         *plainrtp.Transport
+	audioFrom, audioTo, dtmfTo uint8
 }
 
 func (w ptWriter) WriteRTP(p *rtp.Packet) error {
-	if p.PayloadType != w.from || w.from == w.to {
-		return w.tr.WriteRTP(p)
+	from := p.PayloadType
+	switch from {
+	case w.audioFrom:
+		p.PayloadType = w.audioTo
+	case streamDTMFPT:
+		p.PayloadType = w.dtmfTo
 	}
-	p.PayloadType = w.to
 	err := w.tr.WriteRTP(p)
-	p.PayloadType = w.from
+	p.PayloadType = from
 	return err
 }
 
