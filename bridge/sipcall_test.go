@@ -378,6 +378,23 @@ func TestSIPOpusCall(t *testing.T) {
 			t.Fatalf("only %d loud caller audio frames reached the bot", loud)
 		}
 	}
+	// The bot's keys go out as RFC 4733 on the offer's telephone-event
+	// payload type (97 at 48 kHz), not the stream's own.
+	bot.send(t, map[string]any{"type": "dtmf", "digits": "7"})
+	ends := 0
+	for deadline := time.Now().Add(waitTimeout); ends == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no telephone-event packet for the bot's key")
+		}
+		for _, p := range u.packets() {
+			if p.hdr.PayloadType == streamDTMFPT {
+				t.Fatalf("telephone-event sent on the stream's payload type %d", streamDTMFPT)
+			}
+			if p.hdr.PayloadType == 97 && len(p.payload) == 4 && p.payload[0] == 7 && p.payload[1]&0x80 != 0 {
+				ends++
+			}
+		}
+	}
 	u.bye()
 	bot.expect(t, "closed")
 }
