@@ -163,11 +163,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range calls {
 		c.cancel(ErrShutdown)
 	}
+	var sipErr error
 	if s.sipSrv != nil {
 		// BYE to every SIP call; refuse new INVITEs (503), then close.
-		if err := s.sipSrv.Shutdown(ctx); err != nil {
-			return err
-		}
+		sipErr = s.sipSrv.Shutdown(ctx)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -181,6 +180,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.embedded != nil {
 		s.embedded.close()
+	}
+	if sipErr != nil {
+		return sipErr
 	}
 	s.log.Info("bridge stopped", "calls_ended", len(calls))
 	return nil

@@ -172,7 +172,9 @@ func (a sipAcceptor) Accept(ctx context.Context, sc *sip.Call) (sip.CallHandler,
 		s.unreserve()
 		return nil, fmt.Errorf("%w: %v", sip.ErrBusy, err)
 	}
-	c.addBot(newBotConn(conn, rate)) // false only if the call already ended: the socket is closed then
+	if !c.addBot(newBotConn(conn, rate)) {
+		_ = conn.Close() // the call already ended (a BYE raced the answer): Ended follows
+	}
 	c.log.Info("sip call taken", "sip_call_id", sc.CallID, "codec", m.Codec.Name, "output_format", o.OutputFormat)
 	return sipHandler{c}, nil
 }
