@@ -1,4 +1,5 @@
-// voicebridge demo page: one WebRTC call that receives the bot's voice.
+// voicebridge demo page: one WebRTC call that receives the bot's voice and,
+// with the microphone on, sends the user's voice and keypad (DTMF) to bots.
 //
 // Plain modern JavaScript, no framework, no build step. It talks to the API of
 // docs/API.md: GET /config.json, POST/DELETE /v1/calls, POST /v1/calls/{id}/text
@@ -7,7 +8,8 @@
 // tab only.
 //
 // window.voicebridgeDemo is a read-only view of the page's state for tests and
-// for poking at in the console: {state, events, stats}, each a frozen snapshot.
+// for poking at in the console: {state, events, stats, caller}, each a frozen
+// snapshot (caller: the user's own audio as the bridge hands it to bots).
 'use strict';
 
 (() => {
@@ -26,6 +28,12 @@
   const ENERGY_EPSILON = 1e-6;        // a rise of totalAudioEnergy above this is audio, not silence
   const MAX_LOG = 200;
   const TOKEN_KEY = 'voicebridge.token';
+  // With the microphone on, the page's bot WebSocket listens to the caller
+  // (the user) at 16 kHz: 20 ms PCM16LE mono per binary message.
+  const CALLER_LISTEN = 'pcm_16000';
+  const CALLER_FRAME_BYTES = 640;
+  const DTMF_TONE_MS = 100, DTMF_GAP_MS = 70; // RTCDTMFSender defaults, as POST …/dtmf
+  const MIC_CONSTRAINTS = { audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true }, video: false };
 
   const $ = (id) => document.getElementById(id);
   const ui = {
@@ -39,7 +47,10 @@
     received: $('s-received'), lost: $('s-lost'), jitter: $('s-jitter'), jb: $('s-jb'),
     energy: $('s-energy'), codec: $('s-codec'), speaking: $('s-speaking'), firstAudio: $('s-first-audio'),
     log: $('log'), audio: $('remote-audio'),
+    mic: $('mic'), keypad: $('keypad'), callerLevel: $('caller-level'), callerLevelDb: $('caller-level-db'),
+    callerInfo: $('caller-info'),
   };
+  const keys = [...ui.keypad.querySelectorAll('button[data-digit]')];
 
   // ---- state -------------------------------------------------------------
 
@@ -52,10 +63,13 @@
     connectionState: '', // RTCPeerConnection.connectionState
     wsState: 'closed',   // connecting | open | closed
     streaming: false,
+    micCall: false,   // this call sends the microphone (sendrecv) and listens to it
+    marks: 'unknown', // unknown | yes | no: does this bridge answer marks?
     error: '',           // the last error shown to the user, in words
   };
   const events = [];   // {at (ISO time), t (ms since page load), type, detail}
   let stats = emptyStats();
+  let caller = emptyCaller();
 
   let token = '';
   let pc = null;
@@ -65,6 +79,11 @@
   let streamAbort = null;  // AbortController of the running "Stream like an LLM"
   let measure = null;      // {t0, energy0} while waiting for the first audio after Speak
   let lastSample = null;   // {t, energy, duration} of the previous getStats, for the level meter
+  let mic = null;          // the microphone's MediaStream during a two-way call
+  let dtmfSender = null;   // RTCDTMFSender of the microphone's sender
+  let markSeq = 0;
+  let connectSeq = 0;      // the latest Connect; an older one waiting for the microphone gives up
+  const pendingMarks = new Set(); // names sent, not yet answered
 
   function emptyStats() {
     return {
@@ -74,11 +93,17 @@
     };
   }
 
+  // caller: the user's voice as the bridge hands it to bots (listen=pcm_16000).
+  function emptyCaller() {
+    return { frames: 0, badFrames: 0, rms: 0, maxRms: 0, digitsSent: '' };
+  }
+
   Object.defineProperty(window, 'voicebridgeDemo', {
     value: Object.freeze({
       get state() { return Object.freeze({ ...state, config: state.config && Object.freeze({ ...state.config }) }); },
       get events() { return Object.freeze(events.map((e) => Object.freeze({ ...e }))); },
       get stats() { return Object.freeze({ ...stats }); },
+      get caller() { return Object.freeze({ ...caller }); },
     }),
     writable: false, configurable: false,
   });
@@ -237,6 +262,10 @@
     ui.speak.disabled = !canSpeak;
     ui.stream.disabled = !canSpeak || state.streaming || state.wsState !== 'open';
     ui.interrupt.disabled = !inCall;
+    ui.mic.disabled = busy;
+    const canDial = inCall && state.micCall && dtmfSender !== null;
+    for (const k of keys) k.disabled = !canDial;
+    ui.keypad.title = canDial ? '' : 'The keypad works during a call with the microphone on.';
 
     const words = {
       loading: 'Loading…', idle: 'Not connected.', connecting: 'Connecting…',
@@ -343,12 +372,44 @@
     state.callId = '';
     state.callURL = '';
     stats = emptyStats();
+    caller = emptyCaller();
+    showCallerLevel(0);
     lastSample = null;
+    state.micCall = ui.mic.checked;
+    const attempt = ++connectSeq;
     render();
+
+    // A two-way call asks for the microphone first: without it there is
+    // nothing to send, so a refusal ends the attempt in words.
+    let stream = null;
+    if (state.micCall) {
+      try {
+        if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+          throw new Error('this browser offers no microphone here (a secure origin, https or localhost, is needed)');
+        }
+        stream = await navigator.mediaDevices.getUserMedia(MIC_CONSTRAINTS);
+      } catch (e) {
+        if (attempt !== connectSeq || state.phase !== 'connecting') return; // hung up meanwhile
+        state.phase = 'idle';
+        state.micCall = false;
+        showError(`The microphone is not available: ${e.message || e.name || e}. Allow it, or turn the microphone off for a listen-only call.`);
+        render();
+        return;
+      }
+      if (attempt !== connectSeq || state.phase !== 'connecting') { stream.getTracks().forEach((t) => t.stop()); return; } // hung up meanwhile
+    }
 
     const conn = new RTCPeerConnection({ iceServers: [] });
     pc = conn;
-    conn.addTransceiver('audio', { direction: 'recvonly' });
+    mic = stream;
+    if (stream) {
+      const tr = conn.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendrecv', streams: [stream] });
+      dtmfSender = tr.sender.dtmf || null;
+      ui.callerInfo.textContent = 'Listening to your voice as the bot gets it (listen=pcm_16000)…';
+    } else {
+      conn.addTransceiver('audio', { direction: 'recvonly' });
+      ui.callerInfo.textContent = 'This call is listen-only: turn the microphone on, then Connect again.';
+    }
     conn.addEventListener('track', (ev) => {
       ui.audio.srcObject = ev.streams[0] || new MediaStream([ev.track]);
       ui.audio.play().catch((e) => showError(`The browser blocked audio playback (${e.message}). Click the page, then try again.`));
@@ -399,7 +460,9 @@
     u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     // Browsers cannot set headers on a WebSocket: the token goes in the query.
     if (token) u.searchParams.set('token', token);
+    if (state.micCall) u.searchParams.set('listen', CALLER_LISTEN);
     const sock = new WebSocket(u);
+    sock.binaryType = 'arraybuffer';
     ws = sock;
     state.wsState = 'connecting';
     sock.addEventListener('open', () => { if (ws === sock) { state.wsState = 'open'; render(); } });
@@ -420,7 +483,31 @@
     });
   }
 
+  // onCallerAudio measures one binary message of the page's listening socket:
+  // 20 ms of the user's voice, PCM16LE mono, as the bridge hands it to bots.
+  function onCallerAudio(buf) {
+    if (buf.byteLength !== CALLER_FRAME_BYTES) { caller.badFrames++; return; }
+    const v = new DataView(buf);
+    let sum = 0;
+    for (let i = 0; i < buf.byteLength; i += 2) {
+      const x = v.getInt16(i, true) / 32768;
+      sum += x * x;
+    }
+    const rms = Math.sqrt(sum / (buf.byteLength / 2));
+    caller.frames++;
+    caller.rms = rms;
+    if (rms > caller.maxRms) caller.maxRms = rms;
+    showCallerLevel(rms);
+  }
+
+  function showCallerLevel(rms) {
+    const level = Math.min(1, rms);
+    ui.callerLevel.value = level;
+    ui.callerLevelDb.textContent = level > 0 ? `${(20 * Math.log10(level)).toFixed(1)} dBFS` : '−∞ dBFS';
+  }
+
   function onBotEvent(data) {
+    if (data instanceof ArrayBuffer) { onCallerAudio(data); return; }
     let msg;
     try { msg = JSON.parse(data); } catch { logEvent('error', 'not JSON from the bot WebSocket: ' + String(data).slice(0, 80)); return; }
     switch (msg.type) {
@@ -437,7 +524,22 @@
       case 'done':
         logEvent('done', '');
         break;
+      case 'dtmf':
+        logEvent('dtmf', `${msg.digit}` + (msg.duration_ms ? ` (${msg.duration_ms} ms)` : ''));
+        break;
+      case 'mark':
+        pendingMarks.delete(msg.name);
+        state.marks = 'yes';
+        logEvent('mark', `${msg.name}` + (msg.cleared ? ' (cleared: a clear dropped its audio)' : ' (its audio is on the wire)'));
+        break;
       case 'error': {
+        // A bridge without marks refuses the message: stop sending them, quietly.
+        if (pendingMarks.size && msg.code === 'invalid_field' && String(msg.message || '').includes('"mark"')) {
+          pendingMarks.clear();
+          state.marks = 'no';
+          logEvent('mark', 'this bridge does not answer marks; the page stops sending them');
+          break;
+        }
         const text = [msg.message || 'unknown error', msg.code ? `[${msg.code}]` : ''].join(' ').trim();
         logEvent('error', text);
         showError('The bot connection reported an error: ' + text);
@@ -462,11 +564,15 @@
   function teardown() {
     if (streamAbort) { streamAbort.abort(new Error('call ended')); streamAbort = null; }
     state.streaming = false;
+    pendingMarks.clear();
     stopStats();
     measure = null;
     if (ws) { const s = ws; ws = null; s.close(1000); }
     state.wsState = 'closed';
     if (pc) { const c = pc; pc = null; c.close(); }
+    if (mic) { mic.getTracks().forEach((t) => t.stop()); mic = null; }
+    dtmfSender = null;
+    showCallerLevel(0);
     state.connectionState = '';
     ui.audio.srcObject = null;
     ui.level.value = 0;
@@ -489,6 +595,15 @@
     state.callURL = '';
     if (reason) logEvent('call', reason);
     render();
+  }
+
+  // sendMark asks the bridge to say when the audio of the text sent so far has
+  // gone on the wire: the bridge echoes the mark (or cleared: true).
+  function sendMark(label) {
+    if (state.marks === 'no' || !ws || ws.readyState !== WebSocket.OPEN) return;
+    const name = `${label}-${++markSeq}`;
+    pendingMarks.add(name);
+    ws.send(JSON.stringify({ type: 'mark', name }));
   }
 
   // ---- speaking ------------------------------------------------------------
@@ -519,6 +634,7 @@
     try {
       await api('POST', state.callURL + '/text', { text, flush: true, try_trigger_generation: false }, 'Speak');
       logEvent('sent', `text (${[...text].length} characters, flush)`);
+      sendMark('speak');
     } catch (e) {
       stopMeasure('–');
       showError(e.message);
@@ -549,6 +665,7 @@
         if (!last) await sleep(STREAM_WORD_DELAY_MS, ctl.signal);
       }
       logEvent('sent', `${words.length} words over the WebSocket, then flush`);
+      sendMark('stream');
     } catch (e) {
       if (!ctl.signal.aborted) showError(e.message);
     } finally {
@@ -568,6 +685,21 @@
     } catch (e) {
       showError(e.message);
     }
+  }
+
+  // ---- keypad ----------------------------------------------------------------
+
+  // pressKey sends one digit as RFC 4733 DTMF on the microphone's sender.
+  // RTCDTMFSender queues digits itself; a bot sees each as a dtmf event.
+  function pressKey(digit) {
+    if (!dtmfSender || state.phase !== 'connected') return;
+    if (!dtmfSender.canInsertDTMF) {
+      showError('The keypad cannot send now: the call did not negotiate telephone-event, or the audio is not flowing yet.');
+      return;
+    }
+    dtmfSender.insertDTMF(dtmfSender.toneBuffer + digit, DTMF_TONE_MS, DTMF_GAP_MS);
+    caller.digitsSent += digit;
+    logEvent('sent', `DTMF ${digit}`);
   }
 
   // ---- getStats ------------------------------------------------------------
@@ -663,6 +795,7 @@
   ui.speak.addEventListener('click', speak);
   ui.stream.addEventListener('click', streamLikeLLM);
   ui.interrupt.addEventListener('click', interrupt);
+  for (const k of keys) k.addEventListener('click', () => pressKey(k.dataset.digit));
 
   // Leaving the page hangs up: a keepalive fetch outlives the page.
   // The browser closes the peer connection itself as the page goes.

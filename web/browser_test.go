@@ -56,7 +56,7 @@ type page struct {
 // newPage starts a fresh headless chromium (its own user-data-dir, the flags
 // of issue 6) and opens a tab. Cleanup closes the browser and waits for it,
 // so no chromedp goroutine or chromium process outlives the test.
-func newPage(t *testing.T, width, height int) *page {
+func newPage(t *testing.T, width, height int, extra ...chromedp.ExecAllocatorOption) *page {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)),
@@ -72,6 +72,7 @@ func newPage(t *testing.T, width, height int) *page {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(width, height),
 	)
+	opts = append(opts, extra...)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
@@ -195,6 +196,7 @@ type demoState struct {
 	WSState      string `json:"wsState"`
 	AuthRequired bool   `json:"authRequired"`
 	Error        string `json:"error"`
+	Marks        string `json:"marks"`
 }
 
 func (p *page) stats() demoStats { return eval[demoStats](p, `voicebridgeDemo.stats`) }
