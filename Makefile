@@ -74,8 +74,8 @@ fmt-check:
 # unit: one test binary at a time (-p 1). Several packages hold real-time
 # receiver-side tests (media, bridge) and real peers (Janus, baresip, a
 # three-node fleet); run side by side on 2 cores they starve each other's
-# pacers and TTS, which is not what those tests measure. Compilation still
-# uses every core.
+# pacers and TTS, which is not what those tests measure. About 7 minutes
+# warm; more from cold caches (packages then also build one at a time).
 unit:
 	$(GO) test $(GOFLAGS_ALL) -race -count=1 -p 1 -timeout 20m ./...
 
