@@ -23,21 +23,9 @@ type dtmfRequest struct {
 // handleDTMF queues digits for the caller: 202, or 400 (bad digits or
 // timing), 409 dtmf_not_negotiated.
 func (s *Server) handleDTMF(w http.ResponseWriter, r *http.Request) {
-	c, err := s.lookup(r.PathValue("id"))
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	if mt, err := mediaType(r); err != nil || mt != "application/json" {
-		if err == nil {
-			err = fmt.Errorf("%w: %q (want application/json)", ErrUnsupportedMediaType, mt)
-		}
-		writeError(w, r, s.log, err)
-		return
-	}
 	var req dtmfRequest
-	if err := decodeJSON(w, r, maxDTMFBody, &req); err != nil {
-		writeError(w, r, s.log, err)
+	c := s.callRequest(w, r, maxDTMFBody, &req)
+	if c == nil {
 		return
 	}
 	if err := c.sendDTMF(req.Digits, req.DurationMS, req.GapMS); err != nil {

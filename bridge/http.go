@@ -228,22 +228,31 @@ type textRequest struct {
 	TryTriggerGeneration bool    `json:"try_trigger_generation"`
 }
 
-func (s *Server) handleText(w http.ResponseWriter, r *http.Request) {
+// callRequest is the start of every POST /v1/calls/{id}/... with a JSON
+// body: the call (404), the content type (415) and the body decoded into v
+// (400, 413). On failure the error is written and it returns nil.
+func (s *Server) callRequest(w http.ResponseWriter, r *http.Request, limit int64, v any) *Session {
 	c, err := s.lookup(r.PathValue("id"))
-	if err != nil {
-		writeError(w, r, s.log, err)
-		return
-	}
-	if mt, err := mediaType(r); err != nil || mt != "application/json" {
-		if err == nil {
+	if err == nil {
+		var mt string
+		if mt, err = mediaType(r); err == nil && mt != "application/json" {
 			err = fmt.Errorf("%w: %q (want application/json)", ErrUnsupportedMediaType, mt)
 		}
-		writeError(w, r, s.log, err)
-		return
 	}
-	var req textRequest
-	if err := decodeJSON(w, r, maxTextBody, &req); err != nil {
+	if err == nil {
+		err = decodeJSON(w, r, limit, v)
+	}
+	if err != nil {
 		writeError(w, r, s.log, err)
+		return nil
+	}
+	return c
+}
+
+func (s *Server) handleText(w http.ResponseWriter, r *http.Request) {
+	var req textRequest
+	c := s.callRequest(w, r, maxTextBody, &req)
+	if c == nil {
 		return
 	}
 	if req.Text == nil {
