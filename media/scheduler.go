@@ -14,8 +14,9 @@ const (
 	// Slots is the number of phase slots in one frame.
 	Slots = int(FrameDuration / SlotDuration)
 	// EvictAfter is how long one stream's frame may take (encoder and
-	// writer) before the scheduler hands that stream to a goroutine of its
-	// own, so a slow call stops delaying its neighbours.
+	// writer), twice in a row, before the scheduler hands that stream to a
+	// goroutine of its own, so a slow call stops delaying its neighbours.
+	// (Once may be the process losing its core for a moment.)
 	EvictAfter = 10 * time.Millisecond
 )
 
@@ -25,7 +26,7 @@ const (
 // and RTP timestamps. The workers take the slots' ticks in turn and help
 // each other finish a slot, so a worker held up by one stream's writer does
 // not hold up the next slots; a stream whose frame took longer than
-// EvictAfter leaves the scheduler for the goroutine that called Run.
+// EvictAfter twice in a row leaves the scheduler for the goroutine that called Run.
 //
 // Workers run only while streams are registered: the scheduler has no
 // goroutine when it paces nothing, so the zero-stream state needs no Close.
@@ -58,6 +59,7 @@ type schedState struct {
 	start    time.Time  // deadline of frame 0
 	n        int64      // next frame
 	slot     int
+	slow     int           // frames in a row that took over EvictAfter
 	detached bool          // left the scheduler (Run returned or evicted)
 	evict    chan struct{} // closed when a worker evicts the stream
 }
@@ -228,7 +230,11 @@ func (sc *Scheduler) serve(s *Stream) {
 	}
 	now := sc.clock.Now()
 	s.sendDue(st.start, &st.n, now, false)
-	if sc.clock.Now().Sub(now) > EvictAfter {
+	if sc.clock.Now().Sub(now) <= EvictAfter {
+		st.slow = 0
+		return
+	}
+	if st.slow++; st.slow >= 2 {
 		st.detached = true
 		close(st.evict)
 	}

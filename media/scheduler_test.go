@@ -186,3 +186,37 @@ func TestWithSchedulerNil(t *testing.T) {
 		t.Fatal("nil scheduler accepted")
 	}
 }
+
+type nopWriter struct{ n int }
+
+func (w *nopWriter) WriteRTP(*rtp.Packet) error { w.n++; return nil }
+
+// A tick of the scheduler (fill the slot's job, serve its streams, one
+// frame each) allocates nothing.
+func TestSchedulerTickAllocatesNothing(t *testing.T) {
+	clk := newFakeClock()
+	sc := newScheduler(1, clk)
+	w := &nopWriter{}
+	for range 3 {
+		s := newSchedStream(t, sc, w)
+		s.sched = schedState{start: clk.Now(), evict: make(chan struct{})}
+		sc.slots[0] = append(sc.slots[0], s)
+		t.Cleanup(func() { _ = s.Close() })
+	}
+	j := &slotJob{}
+	tick := func() {
+		j.buf = append(j.buf[:0], sc.slots[0]...)
+		j.i = 0
+		sc.serveJob(j)
+		clk.mu.Lock()
+		clk.now = clk.now.Add(FrameDuration)
+		clk.mu.Unlock()
+	}
+	tick()
+	if a := testing.AllocsPerRun(100, tick); a != 0 {
+		t.Fatalf("%v allocs per tick", a)
+	}
+	if want := 3 * 102; w.n != want {
+		t.Fatalf("%d frames sent, want %d", w.n, want)
+	}
+}
