@@ -40,7 +40,7 @@ func newMetrics() *metrics {
 		}),
 		callsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voicebridge_calls_rejected_total",
-			Help: "POST /v1/calls refused after the request was read: max_calls, shutting_down, tts (the TTS refused or was unreachable), bad_request (the offer), error.",
+			Help: "POST /v1/calls refused after the request was read: max_calls, shutting_down, tts (the TTS refused or was unreachable), whip (the WHIP endpoint refused or was unreachable), bad_request, error.",
 		}, []string{"reason"}),
 		framesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "voicebridge_frames_sent_total", Help: "20 ms Opus frames written to tracks (speech and silence).",
@@ -55,7 +55,7 @@ func newMetrics() *metrics {
 		}),
 		ttsErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voicebridge_tts_errors_total",
-			Help: "TTS trouble during calls, by kind: error (a service error message), disconnected, redial_failed.",
+			Help: "TTS trouble during calls, by kind: error (a service error message), disconnected, redial_failed, interrupted (a generation cut after some of its audio was heard).",
 		}, []string{"kind"}),
 		ttsReconnects: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "voicebridge_tts_reconnects_total", Help: "TTS connections re-established after a drop.",
@@ -72,7 +72,7 @@ func newMetrics() *metrics {
 		}),
 	}
 	m.streams = newStreamCollector()
-	for _, k := range []string{"error", "disconnected", "redial_failed"} {
+	for _, k := range []string{"error", "disconnected", "redial_failed", "interrupted"} {
 		m.ttsErrors.WithLabelValues(k) // export zeros
 	}
 	m.reg.MustRegister(m.callsActive, m.callsTotal, m.callsRejected, m.framesSent, m.lateFrames,

@@ -127,6 +127,9 @@ func TestClearCost(t *testing.T) {
 			if n := rs.Accepted(); n != 2 {
 				t.Fatalf("clear in flight: %d connections accepted, want 2", n)
 			}
+			// The retired connection closes gracefully: the service reads
+			// everything sent on it, then the close.
+			waitConnections(t, rs, 1)
 			log.mu.Lock()
 			defer log.mu.Unlock()
 			wantClears := map[tts.Dialect]int{tts.DialectFaseeh: 0, tts.DialectMunsit: 2}[d]
@@ -160,5 +163,17 @@ func TestGenerationEndPerTrigger(t *testing.T) {
 	time.Sleep(3 * cfg.QuietPeriod)
 	if pcm, _, ends := rec.snapshot(); ends != 3 || len(pcm) != 5*2*ttsserver.ToneSamples(24000, 1) {
 		t.Fatalf("%d GenerationEnds and %d bytes, want 3 and all five words", ends, len(pcm))
+	}
+}
+
+// waitConnections waits until rs has n open connections.
+func waitConnections(t *testing.T, rs *ttsserver.RunningServer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for rs.Connections() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections open, want %d", rs.Connections(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

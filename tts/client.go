@@ -22,8 +22,9 @@ type segment struct {
 // and Close may be called from any goroutine. Handler methods run on one
 // goroutine owned by the Client.
 //
-// Goroutines: run (dispatches to the Handler and redials), and per
-// connection readPump and writePump; Close waits for all of them.
+// Goroutines: run (dispatches to the Handler and redials), per
+// connection readPump and writePump, and per connection retired by Clear
+// one that lets it close (retire); Close waits for all of them.
 type Client struct {
 	cfg ClientConfig
 	d   dialect
@@ -226,9 +227,20 @@ func (c *Client) run(conn *wsConn) {
 		}
 		c.mu.Unlock()
 		// Graceful (closeConnection) on Close and on a swap; a lost
-		// connection is just torn down.
-		conn.shutdown(swapped || c.ctx.Err() != nil)
-		conn.wait()
+		// connection is just torn down. A swapped one closes in the
+		// background while the fresh one is dialed.
+		if swapped && c.ctx.Err() == nil {
+			conn.shutdown(true)
+			old := conn
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				old.retire(c.ctx)
+			}()
+		} else {
+			conn.shutdown(swapped || c.ctx.Err() != nil)
+			conn.wait()
+		}
 		if c.ctx.Err() != nil {
 			return
 		}

@@ -241,7 +241,40 @@ func (wc *wsConn) wait() {
 		wc.cancel()
 		<-wc.wdone
 	}
+	wc.cancel()
 	wc.ws.Close() // unblocks readPump
+	<-wc.done
+}
+
+// retireGrace bounds how long a connection retired by Clear is given to
+// close (see retire).
+const retireGrace = 2 * time.Second
+
+// retire ends a connection retired by Clear without losing what was sent
+// on it: the writer sends what is queued (munsit's clear, closeConnection,
+// the close frame) and the reader keeps reading, discarding, until the
+// service closes, retireGrace passes or ctx ends. Closing at once could
+// reset the connection while the service's audio sits unread, and a reset
+// may discard the clear before the service reads it.
+func (wc *wsConn) retire(ctx context.Context) {
+	t := time.NewTimer(retireGrace)
+	defer t.Stop()
+drain:
+	for {
+		select {
+		case f := <-wc.frames:
+			wc.free <- f
+		case <-wc.done:
+			break drain
+		case <-t.C:
+			break drain
+		case <-ctx.Done():
+			break drain
+		}
+	}
+	wc.cancel()
+	<-wc.wdone
+	wc.ws.Close()
 	<-wc.done
 }
 
@@ -315,7 +348,12 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 func (wc *wsConn) writePump() {
 	defer wc.c.wg.Done()
 	defer close(wc.wdone)
-	defer wc.ws.Close()
+	closeSent := false
+	defer func() {
+		if !closeSent {
+			wc.ws.Close() // unblocks readPump; after a close frame it waits for the peer's
+		}
+	}()
 	cfg := &wc.c.cfg
 	d := wc.c.d.name()
 	ws := wc.ws
@@ -351,10 +389,13 @@ func (wc *wsConn) writePump() {
 			case outClose:
 				_ = ws.SetWriteDeadline(deadline)
 				if err = ws.WriteMessage(websocket.TextMessage, wc.c.d.closeMsg()); err == nil {
-					_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
+					err = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), deadline)
 				}
 				wc.setErr(net.ErrClosed)
-				wc.cancel()
+				closeSent = err == nil
+				if !closeSent {
+					wc.cancel()
+				}
 				return
 			}
 			items[i] = outItem{}
