@@ -50,7 +50,6 @@ type slotJob struct {
 	mu  sync.Mutex
 	buf []*Stream
 	i   int
-	now time.Time
 }
 
 // schedState is a Stream's place in a Scheduler.
