@@ -71,8 +71,13 @@ fmt:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# unit: one test binary at a time (-p 1). Several packages hold real-time
+# receiver-side tests (media, bridge) and real peers (Janus, baresip, a
+# three-node fleet); run side by side on 2 cores they starve each other's
+# pacers and TTS, which is not what those tests measure. Compilation still
+# uses every core.
 unit:
-	$(GO) test $(GOFLAGS_ALL) -race -count=1 -timeout 20m ./...
+	$(GO) test $(GOFLAGS_ALL) -race -count=1 -p 1 -timeout 20m ./...
 
 test: deps-test fmt-check vet staticcheck unit
 

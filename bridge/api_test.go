@@ -35,7 +35,8 @@ func TestBadInput(t *testing.T) {
 	b := newBridge(t, Config{})
 	good := newOfferer(t, 16, nil).offer(t)
 	sendonly := strings.ReplaceAll(good, "a=recvonly", "a=sendonly")
-	noOpus := strings.NewReplacer("opus/48000/2", "pcmu/8000").Replace(good)
+	// No codec the bridge sends (Opus, PCMU, PCMA): renamed rtpmaps.
+	noOpus := strings.NewReplacer("opus/48000/2", "iLBC/8000", "PCMU/8000", "G729/8000", "PCMA/8000", "GSM/8000").Replace(good)
 	big := strings.Repeat("a", maxSDPBody+1)
 	tests := []struct {
 		name, method, path, ct string
@@ -47,7 +48,7 @@ func TestBadInput(t *testing.T) {
 		{"empty sdp", "POST", "/v1/calls", "application/sdp", "", 400, "invalid_sdp"},
 		{"no audio", "POST", "/v1/calls", "application/sdp", videoOnlyOffer(t), 400, "offer_without_audio"},
 		{"sendonly audio", "POST", "/v1/calls", "application/sdp", sendonly, 400, "offer_without_audio"},
-		{"no opus", "POST", "/v1/calls", "application/sdp", noOpus, 400, "offer_without_audio"},
+		{"no codec we send", "POST", "/v1/calls", "application/sdp", noOpus, 400, "offer_without_audio"},
 		{"bad json", "POST", "/v1/calls", "application/json", `{"sdp": `, 400, "bad_json"},
 		{"json not object", "POST", "/v1/calls", "application/json", `"v=0"`, 400, "bad_json"},
 		{"json trailing", "POST", "/v1/calls", "application/json", `{"sdp":"x"} {}`, 400, "bad_json"},

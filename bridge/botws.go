@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -101,18 +100,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	b := &botConn{
-		conn:       conn,
-		out:        make(chan []byte, botQueue),
-		kick:       make(chan struct{}),
-		readerDone: make(chan struct{}),
-	}
-	if rate != 0 {
-		b.audio = newAudioSink(rate)
-		if tc, ok := conn.NetConn().(*net.TCPConn); ok {
-			_ = tc.SetWriteBuffer(botAudioSendBuffer)
-		}
-	}
+	b := newBotConn(conn, rate)
 	if !c.addBot(b) {
 		msg, _ := json.Marshal(botEvent{Type: "closed", Reason: c.info().CloseReason})
 		_ = conn.SetWriteDeadline(time.Now().Add(botWriteWait))
@@ -348,6 +336,10 @@ type botMessage struct {
 	VoiceSettings        *tts.VoiceSettings `json:"voice_settings"`
 	Stability            *float64           `json:"stability"` // faseeh legacy init
 	OutputFormat         string             `json:"output_format"`
+	Name                 string             `json:"name"`        // mark
+	Digits               string             `json:"digits"`      // dtmf
+	DurationMS           *int               `json:"duration_ms"` // dtmf
+	GapMS                *int               `json:"gap_ms"`      // dtmf
 }
 
 // handleBotMessage acts on one bot message. Failures become an error event on
@@ -369,6 +361,14 @@ func (c *Session) handleBotMessage(b *botConn, raw []byte) {
 		}
 	case m.Type == "clear":
 		if err := c.clear(c.ctx); err != nil && c.ctx.Err() == nil {
+			b.sendError(err)
+		}
+	case m.Type == "mark":
+		if err := c.mark(m.Name); err != nil && c.ctx.Err() == nil {
+			b.sendError(err)
+		}
+	case m.Type == "dtmf":
+		if err := c.sendDTMF(m.Digits, m.DurationMS, m.GapMS); err != nil && c.ctx.Err() == nil {
 			b.sendError(err)
 		}
 	case m.Type == "closeConnection":
@@ -395,6 +395,6 @@ func (c *Session) handleBotMessage(b *botConn, raw []byte) {
 		}
 		b.enqueue(msgInitialized)
 	default:
-		b.sendError(fmt.Errorf("%w: unknown message type %q (want text, clear, closeConnection or initConnection)", ErrInvalidField, m.Type))
+		b.sendError(fmt.Errorf("%w: unknown message type %q (want text, clear, mark, dtmf, closeConnection or initConnection)", ErrInvalidField, m.Type))
 	}
 }

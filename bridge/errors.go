@@ -47,6 +47,9 @@ var (
 	// refused the offer (its status is in the message), or answered
 	// something that is not a usable SDP answer with a resource.
 	ErrWHIPFailed = errors.New("bridge: WHIP publish failed")
+	// ErrDTMFNotNegotiated: DTMF for a call whose peer did not negotiate
+	// telephone-event.
+	ErrDTMFNotNegotiated = errors.New("bridge: the peer did not negotiate telephone-event")
 	// ErrAtCapacity: Config.MaxCalls calls are running.
 	ErrAtCapacity = errors.New("bridge: too many calls")
 	// ErrShuttingDown: the server is shutting down and takes no new calls.
@@ -93,6 +96,8 @@ var errorTable = []struct {
 	{ErrBodyTooLarge, http.StatusRequestEntityTooLarge, "body_too_large"},
 	{ErrUnsupportedMediaType, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 	{ErrTextBufferFull, http.StatusTooManyRequests, "text_buffer_full"},
+	{ErrDTMFNotNegotiated, http.StatusConflict, "dtmf_not_negotiated"},
+	{ErrCodecNotOffered, http.StatusBadRequest, "codec_not_offered"},
 	{ErrTTSUnavailable, http.StatusBadGateway, "tts_unavailable"},
 	{ErrWHIPFailed, http.StatusBadGateway, "whip_failed"},
 	{ErrAtCapacity, http.StatusServiceUnavailable, "max_calls"},

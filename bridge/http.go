@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/voicebridge/voicebridge/media"
 	"github.com/voicebridge/voicebridge/tts"
 )
 
@@ -32,8 +33,9 @@ func (s *Server) routes() http.Handler {
 	api.HandleFunc("DELETE /v1/calls/{id}", s.handleDelete)
 	api.HandleFunc("POST /v1/calls/{id}/text", s.handleText)
 	api.HandleFunc("POST /v1/calls/{id}/clear", s.handleClear)
+	api.HandleFunc("POST /v1/calls/{id}/dtmf", s.handleDTMF) // dtmf_out.go
 	api.HandleFunc("GET /v1/calls/{id}/ws", s.handleWS)
-	for _, p := range []string{"/v1/calls", "/v1/calls/{id}", "/v1/calls/{id}/text", "/v1/calls/{id}/clear", "/v1/calls/{id}/ws"} {
+	for _, p := range []string{"/v1/calls", "/v1/calls/{id}", "/v1/calls/{id}/text", "/v1/calls/{id}/clear", "/v1/calls/{id}/dtmf", "/v1/calls/{id}/ws"} {
 		api.HandleFunc(p, s.methodNotAllowed)
 	}
 	api.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) { writeError(w, r, s.log, ErrRouteNotFound) })
@@ -96,6 +98,12 @@ type callOptions struct {
 	ModelID       string            `json:"model_id"`
 	OutputFormat  string            `json:"output_format"`
 	VoiceSettings tts.VoiceSettings `json:"voice_settings"`
+	// Codec forces the call's codec: "opus", "pcmu" or "pcma" (else the
+	// offer's most preferred of them). codec is the one chosen (codecs.go).
+	Codec string      `json:"codec"`
+	codec media.Codec `json:"-"`
+	// formatNamed: the call named its output_format (resolveOptions).
+	formatNamed bool `json:"-"`
 }
 
 // createRequest is the application/json form of POST /v1/calls: either
@@ -190,7 +198,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request) {
 // queryOptions reads the call options of the application/sdp form.
 func queryOptions(r *http.Request) (callOptions, error) {
 	q := r.URL.Query()
-	o := callOptions{VoiceID: q.Get("voice_id"), ModelID: q.Get("model_id"), OutputFormat: q.Get("output_format")}
+	o := callOptions{VoiceID: q.Get("voice_id"), ModelID: q.Get("model_id"), OutputFormat: q.Get("output_format"), Codec: q.Get("codec")}
 	for _, f := range []struct {
 		name string
 		dst  **float64
@@ -280,8 +288,10 @@ type callInfo struct {
 	ModelID      string    `json:"model_id"`
 	OutputFormat string    `json:"output_format"`
 	Dialect      string    `json:"dialect"`
+	Codec        string    `json:"codec"` // opus, pcmu or pcma
 	BotSockets   int       `json:"bot_sockets"`
 	WHIP         *whipInfo `json:"whip,omitempty"` // a publish: its resource at the endpoint
+	SIP          *sipInfo  `json:"sip,omitempty"`  // a SIP call: its dialog
 }
 
 func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/voicebridge/voicebridge/bridge/sip"
 	"github.com/voicebridge/voicebridge/tts"
 	"github.com/voicebridge/voicebridge/tts/ttsserver"
 )
@@ -37,8 +38,11 @@ type Server struct {
 
 	wg sync.WaitGroup // one per call being created or running (its supervisor)
 
-	cluster  *clusterNode // nil without Config.ClusterRedis (cluster.go)
-	draining atomic.Bool  // Drain started: /healthz answers 503
+	cluster *clusterNode // nil without Config.ClusterRedis (cluster.go)
+
+	sipSrv    *sip.Server    // nil without Config.SIPListen (sipcall.go)
+	botDialer *sip.BotDialer // -bot-url, for SIP calls
+	draining  atomic.Bool    // Drain started: /healthz answers 503
 
 	mu sync.Mutex
 	// The following fields are guarded by mu.
@@ -126,6 +130,13 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 		}
 		return nil, fmt.Errorf("bridge: join the cluster: %w", err)
 	}
+	if err := s.startSIP(); err != nil {
+		s.stopCluster()
+		if s.embedded != nil {
+			s.embedded.close()
+		}
+		return nil, fmt.Errorf("bridge: start SIP: %w", err)
+	}
 	s.handler = s.routes()
 	log.Info("bridge ready", "tts", redactURL(s.ttsURL), "dialect", s.ttsDialect,
 		"embedded_tts", s.embedded != nil, "auth", cfg.APIToken != "", "max_calls", cfg.MaxCalls)
@@ -152,6 +163,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, c := range calls {
 		c.cancel(ErrShutdown)
 	}
+	var sipErr error
+	if s.sipSrv != nil {
+		// BYE to every SIP call; refuse new INVITEs (503), then close.
+		sipErr = s.sipSrv.Shutdown(ctx)
+	}
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
@@ -164,6 +180,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if s.embedded != nil {
 		s.embedded.close()
+	}
+	if sipErr != nil {
+		return sipErr
 	}
 	s.log.Info("bridge stopped", "calls_ended", len(calls))
 	return nil

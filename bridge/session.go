@@ -42,7 +42,7 @@ type Session struct {
 	done   chan struct{}  // closed when the call is torn down and forgotten
 
 	pc          *webrtc.PeerConnection
-	track       *webrtc.TrackLocalStaticRTP
+	track       *audioTrack
 	transceiver *webrtc.RTPTransceiver
 	sender      *webrtc.RTPSender
 	stream      *media.Stream
@@ -52,6 +52,9 @@ type Session struct {
 	// SFU (nil otherwise): set during the SDP exchange, before the call is
 	// registered, and deleted at the endpoint by teardown.
 	whip *whipResource
+	// sip is the SIP side of a call that came in over SIP (sipcall.go), nil
+	// otherwise: such a call has no peer connection.
+	sip *sipLeg
 
 	// Latency probes (unix nanoseconds; 0: not measuring): when a trigger
 	// was sent to an idle TTS, and when its first audio arrived.
@@ -65,7 +68,8 @@ type Session struct {
 	untriggered int  // bytes sent since the last flush/trigger
 	generating  bool // a flush/trigger was sent and its generation has not ended
 
-	play playState // the TTS → stream handoff (session_media.go)
+	play  playState // the TTS → stream handoff (session_media.go)
+	marks markState // the bot's marks (marks.go)
 
 	notify        chan struct{} // cap 1: the peer connection's state changed
 	everConnected atomic.Bool
@@ -114,6 +118,9 @@ func (s *Server) createCall(ctx context.Context, o callOptions, role signaling) 
 	if err := role.check(); err != nil {
 		return nil, "", err
 	}
+	if o, err = s.chooseCodec(o, role); err != nil { // codecs.go
+		return nil, "", err
+	}
 	if err := s.reserve(); err != nil {
 		return nil, "", err
 	}
@@ -153,13 +160,10 @@ func rejectReason(err error) string {
 	return "error"
 }
 
-// newSession builds a call's transport, everything that does not depend on
-// who offers: the peer connection, the sendonly audio track and its
-// transceiver, the RTCP read loop and the media stream. The SDP exchange is
-// the role's (signaling.negotiate). On error everything built so far is torn
-// down.
-func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (_ *Session, err error) {
-	id := newID()
+// newCallState is a call's state before any transport: its id, options,
+// context and channels. Both transports (a Pion peer connection here, plain
+// RTP for SIP calls in sipcall.go) start from it.
+func (s *Server) newCallState(id string, o callOptions) *Session {
 	c := &Session{
 		id:        id,
 		srv:       s,
@@ -172,6 +176,16 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		bots:      make(map[*botConn]struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancelCause(context.Background())
+	return c
+}
+
+// newSession builds a call's transport, everything that does not depend on
+// who offers: the peer connection, the sendonly audio track and its
+// transceiver, the RTCP read loop and the media stream. The SDP exchange is
+// the role's (signaling.negotiate). On error everything built so far is torn
+// down.
+func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (_ *Session, err error) {
+	c := s.newCallState(newID(), o)
 	defer func() {
 		if err != nil {
 			c.cancel(err)
@@ -179,7 +193,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		}
 	}()
 
-	api, err := s.pion.newAPI(c.log)
+	api, err := s.pion.newAPI(c.log, o.codec)
 	if err != nil {
 		return nil, err
 	}
@@ -196,9 +210,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		default:
 		}
 	})
-	if c.track, err = webrtc.NewTrackLocalStaticRTP(opusCodec, "audio", "voicebridge"); err != nil {
-		return nil, fmt.Errorf("new track: %w", err)
-	}
+	c.track = newAudioTrack(codecCapability(o.codec)) // track.go
 	if dir == webrtc.RTPTransceiverDirectionSendrecv {
 		c.pc.OnTrack(c.onTrack) // a two-way call: the caller's track is read (caller.go)
 	}
@@ -216,7 +228,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 			}
 		}
 	})
-	if err := c.newMedia(); err != nil {
+	if err := c.newMedia(media.StreamConfig{Writer: c.track, Codec: o.codec}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -270,6 +282,10 @@ func (a answerer) negotiate(ctx context.Context, c *Session) (string, error) {
 // context ends. It runs in the goroutine Server.register starts.
 func (c *Session) run() {
 	defer c.teardown()
+	if c.sip != nil {
+		c.sip.supervise(c)
+		return
+	}
 	cfg := c.srv.cfg
 	connectTimer := time.NewTimer(cfg.ConnectTimeout)
 	defer connectTimer.Stop()
@@ -350,6 +366,7 @@ func (c *Session) teardown() {
 		}
 	}
 	c.deleteWHIP()
+	c.sip.hangup() // a SIP call: BYE, unless the caller ended it
 	c.wg.Wait()
 	c.closeMedia()
 	c.log.Info("call ended", "reason", c.reason, "frames_sent", c.framesSent(), "duration", time.Since(c.created).Round(time.Millisecond))
@@ -369,6 +386,8 @@ var reasons = []struct {
 	{ErrConnectTimeout, "connect_timeout"},
 	{ErrShutdown, "shutdown"},
 	{ErrShuttingDown, "shutdown"},
+	{ErrRTPTimeout, "rtp_timeout"},
+	{ErrSIPNoACK, "no_ack"},
 }
 
 // reasonOf names a cause for clients; an unexpected cause is "error".
@@ -406,8 +425,10 @@ func (c *Session) info() callInfo {
 		VoiceID:      c.opts.VoiceID,
 		ModelID:      c.opts.ModelID,
 		OutputFormat: c.opts.OutputFormat,
+		Codec:        c.opts.codec.String(),
 		Dialect:      string(c.srv.ttsDialect),
 		BotSockets:   bots,
 		WHIP:         c.whip.info(),
+		SIP:          c.sip.info(),
 	}
 }

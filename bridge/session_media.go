@@ -30,6 +30,7 @@ func (s *Server) resolveOptions(o callOptions) (callOptions, error) {
 	if o.ModelID == "" {
 		o.ModelID = s.cfg.Model
 	}
+	o.formatNamed = o.OutputFormat != ""
 	if o.OutputFormat == "" {
 		o.OutputFormat = s.cfg.TTSFormat
 	}
@@ -59,16 +60,16 @@ func (s *Server) ttsConfig(o callOptions, log *slog.Logger) tts.ClientConfig {
 // newMedia builds the call's media stream onto its track. The pacer starts
 // once the peer connects (startPacer), so speech sent before that is queued,
 // not played into the void.
-func (c *Session) newMedia() error {
+// cfg names the transport's side (Writer, and Codec and DTMFPayloadType
+// for a SIP call); the rest is the call's.
+func (c *Session) newMedia(cfg media.StreamConfig) error {
 	m := c.srv.metrics
 	var st *media.Stream
-	st, err := media.NewStream(media.StreamConfig{
-		Writer:  c.track,
-		OnEvent: c.onStreamEvent,
-		OnFrame: m.onFrame,
-		OnClose: func(final media.Stats) { m.streams.streamClosed(st, final) },
-		Logger:  c.log,
-	})
+	cfg.OnEvent = c.onStreamEvent
+	cfg.OnFrame = m.onFrame
+	cfg.OnClose = func(final media.Stats) { m.streams.streamClosed(st, final) }
+	cfg.Logger = c.log
+	st, err := media.NewStream(cfg)
 	if err != nil {
 		return fmt.Errorf("new media stream: %w", err)
 	}
@@ -210,6 +211,7 @@ func (c *Session) speak(ctx context.Context, text string, flush, trigger bool) e
 		}
 		c.generating = true
 		c.untriggered = 0
+		c.markTriggered()
 	}
 	return nil
 }
@@ -234,6 +236,7 @@ func (c *Session) clear(ctx context.Context) error {
 	c.play.gate.close(c.ctx)
 	err := c.tts.Clear(ctx)
 	c.stream.Clear()
+	c.clearMarks()
 	c.play.gate.reopen(c.ctx)
 	c.play.ends.Store(0)
 	c.pendingText, c.untriggered, c.generating = 0, 0, false
@@ -262,6 +265,8 @@ func (c *Session) onStreamEvent(e media.Event) {
 		c.broadcast(msgSpeaking)
 	case media.EventDone:
 		c.broadcast(msgDone)
+	case media.EventMark:
+		c.markStreamEvent(e)
 	}
 }
 
@@ -296,6 +301,7 @@ func (h ttsHandler) GenerationEnd() {
 	if err := c.stream.EndGeneration(wctx); err != nil && !errors.Is(err, media.ErrCleared) && wctx.Err() == nil {
 		c.log.Warn("end of generation", "err", err)
 	}
+	c.markGenerationEnded()
 }
 
 // Event reports TTS trouble: an error event on the bot sockets, a log line

@@ -11,10 +11,12 @@ import (
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/voicebridge/voicebridge/media"
 )
 
-// opusCodec is the one codec the bridge offers: Opus at 48 kHz, declared with
-// two channels as RFC 7587 §7 requires (the content is mono), in-band FEC on.
+// opusCodec is Opus at 48 kHz, declared with two channels as RFC 7587 §7
+// requires (the content is mono), in-band FEC on: the default codec (PCMU
+// and PCMA are in codecs.go).
 var opusCodec = webrtc.RTPCodecCapability{
 	MimeType:    webrtc.MimeTypeOpus,
 	ClockRate:   48000,
@@ -78,20 +80,15 @@ func isLoopbackListen(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// newAPI builds the Pion API of one call: a MediaEngine with Opus only, the
-// RTCP report interceptors (sender and receiver reports) and a SettingEngine carrying the port range,
+// newAPI builds the Pion API of one call: a MediaEngine with the call's
+// codec and telephone-event at its clock rate only (codecs.go), the RTCP
+// report interceptors (sender and receiver reports) and a SettingEngine carrying the port range,
 // NAT 1:1 addresses and a slog-backed logger that tags lines with the call.
-func (ps pionSettings) newAPI(log *slog.Logger) (*webrtc.API, error) {
+func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec) (*webrtc.API, error) {
 	lf := pionLoggerFactory{log: log}
 	me := &webrtc.MediaEngine{}
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: opusCodec,
-		PayloadType:        opusPayloadType,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
-		return nil, fmt.Errorf("register opus: %w", err)
-	}
-	if err := registerTelephoneEvent(me); err != nil { // RFC 4733 DTMF (caller.go)
-		return nil, fmt.Errorf("register telephone-event: %w", err)
+	if err := registerCodec(me, codec); err != nil { // codecs.go
+		return nil, err
 	}
 	// RTCP sender and receiver reports only: the SR maps RTP time to wall
 	// time (browsers' lip sync, jitter and RTT stats). No NACK (browsers do
@@ -135,8 +132,9 @@ func (ps pionSettings) newAPI(log *slog.Logger) (*webrtc.API, error) {
 }
 
 // checkOffer parses an SDP offer and checks that it has an audio section that
-// can receive Opus: a non-zero port, a direction of sendrecv or recvonly and
-// an opus rtpmap. It returns ErrInvalidSDP or ErrNoAudio (wrapped).
+// can receive what the bridge sends: a non-zero port, a direction of
+// sendrecv or recvonly and Opus, PCMU or PCMA (codecs.go). It returns
+// ErrInvalidSDP or ErrNoAudio (wrapped).
 func checkOffer(offer string) error {
 	if strings.TrimSpace(offer) == "" {
 		return fmt.Errorf("%w: empty offer", ErrInvalidSDP)
@@ -147,26 +145,15 @@ func checkOffer(offer string) error {
 	}
 	sawAudio := false
 	for _, m := range sd.MediaDescriptions {
-		if m.MediaName.Media != "audio" {
-			continue
-		}
-		sawAudio = true
-		if m.MediaName.Port.Value == 0 {
-			continue
-		}
-		if direction(m) == "sendonly" || direction(m) == "inactive" {
-			continue
-		}
-		for _, a := range m.Attributes {
-			if a.Key == "rtpmap" && strings.Contains(strings.ToLower(a.Value), " opus/48000") {
-				return nil
-			}
-		}
+		sawAudio = sawAudio || m.MediaName.Media == "audio"
 	}
 	if !sawAudio {
 		return fmt.Errorf("%w: the offer has no audio section", ErrNoAudio)
 	}
-	return fmt.Errorf("%w: no audio section is recvonly or sendrecv with opus/48000", ErrNoAudio)
+	if len(offerCodecs(offer)) > 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: no audio section is recvonly or sendrecv with opus/48000, PCMU/8000 or PCMA/8000", ErrNoAudio)
 }
 
 // direction returns the media section's direction attribute (sendrecv if

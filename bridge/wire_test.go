@@ -41,6 +41,7 @@ const fullToneLevel = 6000
 type wireFrame struct {
 	seq    uint16
 	marker bool
+	at     time.Time // when the receiver decoded it
 	rms    float64
 	// share[i] is the part of the frame's energy at the receiver's i-th
 	// frequency (1 for a pure tone there, ~0.25 for half a frame of it).
@@ -93,7 +94,7 @@ func newWireRx(t *testing.T, off *offerer, freqs []float64) *wireRx {
 					x[i] = float64(v)
 					e += x[i] * x[i]
 				}
-				f := wireFrame{seq: p.SequenceNumber, marker: p.Marker, rms: math.Sqrt(e / 960), share: make([]float64, len(freqs))}
+				f := wireFrame{seq: p.SequenceNumber, marker: p.Marker, at: time.Now(), rms: math.Sqrt(e / 960), share: make([]float64, len(freqs))}
 				if e > 0 {
 					for i, fr := range freqs {
 						f.share[i] = goertzelPower(x, fr, 48000) / (e * 960 / 2)

@@ -64,9 +64,9 @@ func WithEncoderFactory(f EncoderFactory) Option {
 	}
 }
 
-// ResamplerFactory builds a resampler from inRate to 48 kHz writing to dst;
-// NewResampler is the default.
-type ResamplerFactory func(dst io.Writer, inRate int, q ResamplerQuality) (Resampler, error)
+// ResamplerFactory builds a resampler from inRate to outRate (the stream
+// codec's clock rate) writing to dst; NewResamplerTo is the default.
+type ResamplerFactory func(dst io.Writer, inRate, outRate int, q ResamplerQuality) (Resampler, error)
 
 // WithResamplerFactory replaces libsoxr.
 func WithResamplerFactory(f ResamplerFactory) Option {

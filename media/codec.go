@@ -200,8 +200,56 @@ func NewResampler(dst io.Writer, inRate int, q ResamplerQuality) (Resampler, err
 	if q < ResampleQuick || q > ResampleVeryHigh {
 		return nil, fmt.Errorf("%w: resampler quality %d", ErrInvalidConfig, int(q))
 	}
-	return newSoxrResampler(dst, inRate, q)
+	return newSoxrResampler(dst, inRate, SampleRate, q)
 }
+
+// NewResamplerTo is NewResampler to outRate: 48000 (Opus) or 8000 (G.711).
+// When inRate is outRate it returns a pass-through (no filter, no delay,
+// pure Go).
+func NewResamplerTo(dst io.Writer, inRate, outRate int, q ResamplerQuality) (Resampler, error) {
+	if outRate != SampleRate && outRate != G711SampleRate {
+		return nil, fmt.Errorf("%w: output rate %d Hz", ErrUnsupportedRate, outRate)
+	}
+	if outRate == SampleRate {
+		return NewResampler(dst, inRate, q)
+	}
+	if !supportedRate(inRate) {
+		return nil, fmt.Errorf("%w: %d Hz", ErrUnsupportedRate, inRate)
+	}
+	if inRate == outRate {
+		return &passResampler{dst: dst}, nil
+	}
+	if q == ResampleDefault {
+		q = DefaultResamplerQuality
+	}
+	if q < ResampleQuick || q > ResampleVeryHigh {
+		return nil, fmt.Errorf("%w: resampler quality %d", ErrInvalidConfig, int(q))
+	}
+	return newSoxrResampler(dst, inRate, outRate, q)
+}
+
+// passResampler is the Resampler from a rate to itself: it writes its input
+// through.
+type passResampler struct {
+	dst    io.Writer
+	closed bool
+}
+
+func (r *passResampler) Write(p []byte) (int, error) {
+	if r.closed {
+		return 0, ErrClosed
+	}
+	return r.dst.Write(p)
+}
+
+func (r *passResampler) Flush() error {
+	if r.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
+func (r *passResampler) Close() error { r.closed = true; return nil }
 
 // supportedRate reports the TTS output rates we accept (pcm_8000 .. pcm_24000).
 func supportedRate(r int) bool {

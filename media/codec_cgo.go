@@ -65,7 +65,7 @@ type switchWriter struct{ w io.Writer }
 
 func (s *switchWriter) Write(p []byte) (int, error) { return s.w.Write(p) }
 
-func newSoxrResampler(dst io.Writer, inRate int, q ResamplerQuality) (Resampler, error) {
+func newSoxrResampler(dst io.Writer, inRate, outRate int, q ResamplerQuality) (Resampler, error) {
 	var quality int
 	switch q {
 	case ResampleQuick:
@@ -80,7 +80,7 @@ func newSoxrResampler(dst io.Writer, inRate int, q ResamplerQuality) (Resampler,
 		quality = resample.VeryHighQ
 	}
 	out := &switchWriter{w: dst}
-	r, err := resample.New(out, float64(inRate), SampleRate, 1, resample.I16, quality)
+	r, err := resample.New(out, float64(inRate), float64(outRate), 1, resample.I16, quality)
 	if err != nil {
 		return nil, wrapCodec("soxr resampler", err)
 	}

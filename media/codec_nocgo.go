@@ -6,6 +6,6 @@ import "io"
 
 func newOpusEncoder(EncoderConfig) (Encoder, error) { return nil, ErrCodecUnavailable }
 
-func newSoxrResampler(io.Writer, int, ResamplerQuality) (Resampler, error) {
+func newSoxrResampler(io.Writer, int, int, ResamplerQuality) (Resampler, error) {
 	return nil, ErrCodecUnavailable
 }

@@ -25,6 +25,12 @@ var (
 	// ErrInvalidConfig wraps a StreamConfig or EncoderConfig field that is
 	// missing or out of range.
 	ErrInvalidConfig = errors.New("media: invalid config")
+	// ErrInvalidDTMF is returned by SendDTMF for a digit outside
+	// 0-9 * # A-D, or a duration or gap outside 40 ms..2 s.
+	ErrInvalidDTMF = errors.New("media: invalid dtmf")
+	// ErrDTMFQueueFull is returned by SendDTMF when the digits would not
+	// fit behind those already queued (MaxQueuedDigits).
+	ErrDTMFQueueFull = errors.New("media: too many dtmf digits queued")
 )
 
 func wrapCodec(what string, err error) error {

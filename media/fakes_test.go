@@ -160,8 +160,8 @@ type fakeResampler struct {
 	buf  []byte
 }
 
-func newFakeResampler(dst io.Writer, rate int, _ ResamplerQuality) (Resampler, error) {
-	return &fakeResampler{dst: dst, mult: SampleRate / rate}, nil
+func newFakeResampler(dst io.Writer, rate, out int, _ ResamplerQuality) (Resampler, error) {
+	return &fakeResampler{dst: dst, mult: out / rate}, nil
 }
 
 func (r *fakeResampler) Write(p []byte) (int, error) {

@@ -20,6 +20,9 @@ const minLead = 2 * FrameDuration
 // sendFrame builds and writes the packet for grid slot n. Allocation-free
 // (a drain, once per utterance end, calls libsoxr, which allocates).
 func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
+	if s.dtmf.busy.Load() && s.sendDTMFFrame(n, perr) {
+		return // speech is held while digits play
+	}
 	need := 1
 	waited := false
 	if !s.lastSpch {
@@ -74,9 +77,10 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		s.genOpen, s.gap = false, 0
 	}
 	marker := speech && !s.lastSpch
+	s.pkt.PayloadType = s.cfg.Codec.PayloadType()
 	s.pkt.Marker = marker
 	s.pkt.SequenceNumber = s.seq
-	s.pkt.Timestamp = s.ts0 + uint32(n)*FrameSamples
+	s.pkt.Timestamp = s.ts0 + uint32(n)*uint32(s.fs)
 	s.pkt.Payload = payload
 	s.seq++
 	err := s.cfg.Writer.WriteRTP(&s.pkt)
@@ -117,7 +121,18 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 		s.genOpen = true
 		s.emit(EventSpeaking, now)
 	}
-	for range s.q.takeEnds(epoch) {
+	for {
+		e, ok := s.q.takeEntry(epoch)
+		if !ok {
+			break
+		}
+		if e.mark {
+			s.c.marks.Add(1)
+			if s.cfg.OnEvent != nil {
+				s.cfg.OnEvent(Event{Kind: EventMark, At: now, Mark: e.name, Cleared: e.cleared})
+			}
+			continue
+		}
 		if !s.genOpen { // an empty generation (or one whose frames all failed to encode)
 			s.emit(EventSpeaking, now)
 		}

@@ -60,7 +60,7 @@ func (p *producer) endGeneration(ctx context.Context) error {
 		p.segBase, p.segIn, p.segOut, p.realIn = 0, 0, 0, 0
 	}
 	if p.genOut > 0 {
-		total := roundFrames(max(p.genOut, p.genOut-p.padded+p.s.lookahead))
+		total := p.roundFrames(max(p.genOut, p.genOut-p.padded+p.s.lookahead))
 		if err := p.pushZeros(ctx, total-p.genOut); err != nil {
 			return err
 		}
@@ -83,8 +83,9 @@ func (p *producer) endGeneration(ctx context.Context) error {
 }
 
 // roundFrames rounds n samples up to whole frames.
-func roundFrames(n int) int {
-	return (n + FrameSamples - 1) / FrameSamples * FrameSamples
+func (p *producer) roundFrames(n int) int {
+	fs := p.s.fs
+	return (n + fs - 1) / fs * fs
 }
 
 // pushZeros queues n zero samples, waiting for room.
@@ -133,7 +134,7 @@ func (p *producer) drain() (bool, error) {
 		end = max(0, p.segBase+p.outIndex(p.realIn))
 	}
 	g0 := p.genOut
-	total := roundFrames(g0+end+p.s.lookahead) - g0
+	total := p.roundFrames(g0+end+p.s.lookahead) - g0
 	if p.s.q.room() < total {
 		return false, nil // the queue is not running dry
 	}
@@ -142,7 +143,7 @@ func (p *producer) drain() (bool, error) {
 		// the audio's end, for a continuation to be added to. Zeros go in
 		// whole 20 ms blocks: their output is a whole number of samples.
 		step := p.zeros[:p.rate*overlapMs/1000*2]
-		want := max(total, end+SampleRate*overlapMs/1000)
+		want := max(total, end+p.s.rate*overlapMs/1000)
 		for i := 0; p.ready() < want; i++ {
 			if i == maxDrainFeeds {
 				return false, fmt.Errorf("media: drain: resampler released %d of %d samples", p.ready(), want)
@@ -164,11 +165,11 @@ func (p *producer) drain() (bool, error) {
 		return false, fmt.Errorf("media: drain: queued %d of %d samples", k, total)
 	}
 	// Frames wholly of real audio are final; the rest is provisional.
-	final := max(0, (g0+end)/FrameSamples*FrameSamples-g0)
+	final := max(0, (g0+end)/p.s.fs*p.s.fs-g0)
 	p.consume(final)
 	p.provLen = total - final
-	p.provPart = (g0 + final) % FrameSamples
-	p.provFrames = (p.provPart + p.provLen) / FrameSamples
+	p.provPart = (g0 + final) % p.s.fs
+	p.provFrames = (p.provPart + p.provLen) / p.s.fs
 	p.genOut += p.provLen
 	p.padded = total - end
 	p.drained = true

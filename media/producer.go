@@ -70,19 +70,20 @@ func (p *producer) init(s *Stream) {
 	p.epoch = s.q.currentEpoch()
 	p.stage = make([]byte, 0, 24000*minFeedMs/1000*2)
 	p.zeros = make([]byte, 24000*overlapMs/1000*2)
-	p.pending = make([]int16, 0, SampleRate)
+	p.pending = make([]int16, 0, s.rate)
 }
 
-// outIndex is the segment output index (48 kHz) of segment input sample in.
+// outIndex is the segment output index (at the codec's clock rate) of
+// segment input sample in.
 func (p *producer) outIndex(in int) int {
-	return (in*SampleRate + p.rate/2) / p.rate
+	return (in*p.s.rate + p.rate/2) / p.rate
 }
 
 // holding reports whether audio of the generation is written but not yet
 // in whole frames: staged input, output libsoxr holds back, or a partial
 // frame. The pacer drains it when the queue is about to run dry.
 func (p *producer) holding() bool {
-	return !p.drained && (len(p.stage) > 0 || p.genOut%FrameSamples != 0 ||
+	return !p.drained && (len(p.stage) > 0 || p.genOut%p.s.fs != 0 ||
 		(p.res != nil && p.segBase+p.outIndex(p.realIn) > 0))
 }
 

@@ -8,7 +8,7 @@ import "sync"
 const maxPendingEnds = 64
 
 // frameQueue is the bounded queue between the producer (Write) and the
-// pacer: a ring of 20 ms frames at 48 kHz. The producer fills the frame at
+// pacer: a ring of 20 ms frames at the codec's clock rate. The producer fills the frame at
 // the tail; the pacer only sees whole (committed) frames. Generations are
 // padded to whole frames, so frame boundaries never straddle generations.
 //
@@ -21,27 +21,30 @@ type frameQueue struct {
 	space chan struct{}
 
 	mu sync.Mutex // guards everything below
-	// buf holds cap frames of FrameSamples samples.
+	// buf holds cap frames of fs samples.
 	buf     []int16
+	fs      int // samples per frame
 	cap     int // frames
 	head    int // slot of the oldest committed frame
 	count   int // committed frames
 	partial int // samples in the frame being filled, slot (head+count)%cap
 	// committed and popped count frames since the start (never reset).
 	committed, popped uint64
-	// ends: generation ends waiting for the pacer, as committed-frame
-	// numbers, ascending, in a ring of maxPendingEnds.
-	ends              [maxPendingEnds]uint64
+	// ends: generation ends and marks waiting for the pacer, in the order
+	// they were queued, each at the committed-frame number after the last
+	// frame before it (ascending), in a ring of maxPendingEnds.
+	ends              [maxPendingEnds]queueEntry
 	endHead, endCount int
 	// epoch increments on every Clear.
 	epoch  uint64
 	closed bool
 }
 
-func newFrameQueue(frames int) *frameQueue {
+func newFrameQueue(frames, fs int) *frameQueue {
 	return &frameQueue{
 		space: make(chan struct{}, 1),
-		buf:   make([]int16, frames*FrameSamples),
+		buf:   make([]int16, frames*fs),
+		fs:    fs,
 		cap:   frames,
 	}
 }
@@ -80,7 +83,7 @@ func (q *frameQueue) push(epoch uint64, samples []int16, zeros int) (int, error)
 	took := 0
 	for took < want && q.count < q.cap {
 		slot := (q.head + q.count) % q.cap
-		dst := q.buf[slot*FrameSamples+q.partial : (slot+1)*FrameSamples]
+		dst := q.buf[slot*q.fs+q.partial : (slot+1)*q.fs]
 		var n int
 		if samples != nil {
 			n = copy(dst, samples[took:])
@@ -90,7 +93,7 @@ func (q *frameQueue) push(epoch uint64, samples []int16, zeros int) (int, error)
 		}
 		took += n
 		q.partial += n
-		if q.partial == FrameSamples {
+		if q.partial == q.fs {
 			q.partial = 0
 			q.count++
 			q.committed++
@@ -114,7 +117,26 @@ func (q *frameQueue) markEnd(epoch uint64) (bool, error) {
 	if q.endCount == maxPendingEnds {
 		return false, nil
 	}
-	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = q.committed
+	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = queueEntry{pos: q.committed}
+	q.endCount++
+	return true, nil
+}
+
+// addMark queues a mark after the last committed frame. It reports false
+// when the ring is full.
+func (q *frameQueue) addMark(epoch uint64, name string) (bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return false, ErrClosed
+	}
+	if q.epoch != epoch {
+		return false, ErrCleared
+	}
+	if q.endCount == maxPendingEnds {
+		return false, nil
+	}
+	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = queueEntry{pos: q.committed, mark: true, name: name}
 	q.endCount++
 	return true, nil
 }
@@ -131,7 +153,7 @@ func (q *frameQueue) pop(dst []int16, need int) (ok bool, epoch uint64, left int
 		q.mu.Unlock()
 		return false, epoch, left
 	}
-	copy(dst, q.buf[q.head*FrameSamples:(q.head+1)*FrameSamples])
+	copy(dst, q.buf[q.head*q.fs:(q.head+1)*q.fs])
 	q.head = (q.head + 1) % q.cap
 	q.count--
 	q.popped++
@@ -144,7 +166,7 @@ func (q *frameQueue) pop(dst []int16, need int) (ok bool, epoch uint64, left int
 // endAhead reports whether a generation end lies beyond the popped frames:
 // every frame up to it is committed. Called with mu held.
 func (q *frameQueue) endAhead() bool {
-	return q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds] > q.popped
+	return q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds].pos > q.popped
 }
 
 // retract takes back the last n committed frames if the pacer has not
@@ -154,7 +176,7 @@ func (q *frameQueue) retract(epoch uint64, n, partial int) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed || q.epoch != epoch || q.count < n || q.partial != 0 ||
-		(q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds] > q.committed-uint64(n)) {
+		(q.endCount > 0 && q.ends[(q.endHead+q.endCount-1)%maxPendingEnds].pos > q.committed-uint64(n)) {
 		return false
 	}
 	q.count -= n
@@ -167,27 +189,23 @@ func (q *frameQueue) retract(epoch uint64, n, partial int) bool {
 func (q *frameQueue) room() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return (q.cap-q.count)*FrameSamples - q.partial
+	return (q.cap-q.count)*q.fs - q.partial
 }
 
-// takeEnds removes and counts the generation ends whose last frame has been
-// popped, provided no Clear ran since epoch.
-func (q *frameQueue) takeEnds(epoch uint64) int {
+// takeEntry removes and returns the oldest generation end or mark whose
+// last frame before it has been popped, provided no Clear ran since epoch.
+func (q *frameQueue) takeEntry(epoch uint64) (queueEntry, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.epoch != epoch {
-		return 0
+	if q.epoch != epoch || q.endCount == 0 || q.ends[q.endHead].pos > q.popped {
+		return queueEntry{}, false
 	}
-	n := 0
-	for q.endCount > 0 && q.ends[q.endHead] <= q.popped {
-		q.endHead = (q.endHead + 1) % maxPendingEnds
-		q.endCount--
-		n++
-	}
-	if n > 0 {
-		q.signal()
-	}
-	return n
+	e := q.ends[q.endHead]
+	q.ends[q.endHead] = queueEntry{}
+	q.endHead = (q.endHead + 1) % maxPendingEnds
+	q.endCount--
+	q.signal()
+	return e, true
 }
 
 // frames returns the number of whole frames queued.
@@ -208,12 +226,24 @@ func (q *frameQueue) dropPartial(epoch uint64) {
 }
 
 // clear drops every queued frame, the partial frame and pending ends, and
-// starts a new epoch. It wakes a waiting producer.
+// starts a new epoch. Pending marks stay, in order, marked cleared and due
+// at once: the pacer reports them at its next frame. It wakes a waiting
+// producer.
 func (q *frameQueue) clear() {
 	q.mu.Lock()
 	q.popped += uint64(q.count)
 	q.head, q.count, q.partial = 0, 0, 0
-	q.endHead, q.endCount = 0, 0
+	old := q.ends
+	q.ends = [maxPendingEnds]queueEntry{}
+	kept := 0
+	for i := range q.endCount {
+		if e := old[(q.endHead+i)%maxPendingEnds]; e.mark {
+			e.pos, e.cleared = q.popped, true
+			q.ends[kept] = e
+			kept++
+		}
+	}
+	q.endHead, q.endCount = 0, kept
 	q.epoch++
 	q.mu.Unlock()
 	q.signal()
@@ -224,4 +254,12 @@ func (q *frameQueue) close() {
 	q.closed = true
 	q.mu.Unlock()
 	q.signal()
+}
+
+// queueEntry is a generation end or a mark in the queue.
+type queueEntry struct {
+	pos     uint64 // committed frames before it
+	mark    bool   // a mark (else a generation end)
+	cleared bool   // a mark a Clear dropped the audio before
+	name    string // the mark's name
 }

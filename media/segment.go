@@ -14,7 +14,7 @@ func (p *producer) newSegment(rate, base int) error {
 			_ = p.res.Close()
 			p.res = nil
 		}
-		r, err := p.s.newResampler(&sink{p}, rate, p.s.cfg.Resampler)
+		r, err := p.s.newResampler(&sink{p}, rate, p.s.rate, p.s.cfg.Resampler)
 		if err != nil {
 			return err
 		}
@@ -48,8 +48,8 @@ func (p *producer) changeRate(rate int) error {
 	}
 	p.stage = p.stage[:0]
 	p.hasOdd = false // half a sample at the old rate is not a sample
-	// Output index of the end of the old audio, rounded to the 48 kHz grid.
-	endOut := (p.segIn*SampleRate + old/2) / old
+	// Output index of the end of the old audio, rounded to the output grid.
+	endOut := (p.segIn*p.s.rate + old/2) / old
 	end := p.segBase + endOut
 	if err := p.feed(p.zeros[:old*overlapMs/1000*2]); err != nil {
 		return err
@@ -57,7 +57,7 @@ func (p *producer) changeRate(rate int) error {
 	if err := p.res.Flush(); err != nil {
 		return fmt.Errorf("media: resample flush: %w", err)
 	}
-	if err := p.newSegment(rate, end-SampleRate*overlapMs/1000); err != nil {
+	if err := p.newSegment(rate, end-p.s.rate*overlapMs/1000); err != nil {
 		return err
 	}
 	return p.feed(p.zeros[:rate*overlapMs/1000*2])

@@ -48,6 +48,13 @@ const (
 	// (or the next frame when idle). Never sent for a generation abandoned
 	// by Clear.
 	EventDone
+	// EventMark: a mark (Stream.Mark) was reached: every frame queued
+	// before it went on the wire (Cleared false), or a Clear dropped audio
+	// queued before it (Cleared true, at the first frame after the Clear).
+	// Every Mark that returned nil gets exactly one EventMark, in the order
+	// of the Mark calls, and in order with EventDone: a mark after a
+	// generation's end comes after its EventDone, on the same frame.
+	EventMark
 )
 
 func (k EventKind) String() string {
@@ -56,6 +63,8 @@ func (k EventKind) String() string {
 		return "speaking"
 	case EventDone:
 		return "done"
+	case EventMark:
+		return "mark"
 	}
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
@@ -65,13 +74,28 @@ func (k EventKind) String() string {
 type Event struct {
 	Kind EventKind
 	At   time.Time
+	// Mark and Cleared: EventMark's name and whether a Clear dropped the
+	// audio before it.
+	Mark    string
+	Cleared bool
 }
 
 // StreamConfig configures a Stream. Only Writer is required.
 type StreamConfig struct {
 	// Writer receives the packets. Required.
 	Writer PacketWriter
+	// Codec is what the stream sends; the zero value is Opus. With PCMU or
+	// PCMA everything after the resampler runs at 8 kHz: 160-sample
+	// frames, RTP timestamps +160 per frame, a precomputed G.711 silence
+	// payload, pcm_8000 input passed through without a resampler. Pacing,
+	// pre-roll, drain, Clear, marks and events are the same.
+	Codec Codec
+	// DTMFPayloadType is the payload type put on RFC 4733
+	// telephone-event packets (SendDTMF); the PacketWriter maps it to the
+	// negotiated one. If zero, 101. It must differ from the codec's.
+	DTMFPayloadType uint8
 	// Encoder configures libopus; the zero value is DefaultEncoderConfig.
+	// Ignored for G.711.
 	Encoder EncoderConfig
 	// Resampler selects libsoxr's quality; if zero, DefaultResamplerQuality.
 	Resampler ResamplerQuality
@@ -136,13 +160,16 @@ type Stats struct {
 	Drains        uint64 // times the pacer drained the producer: the queue ran dry inside a talkspurt
 	Resumes       uint64 // drains whose padding was taken back because more audio came in time (seamless)
 	PreRollWaits  uint64 // talkspurts started because PreRollWait ran out, not on PreRoll or a generation end
+	DTMFDigits    uint64 // DTMF digits sent (their end packets included)
+	DTMFPackets   uint64 // telephone-event packets sent (counted in FramesSent too)
+	Marks         uint64 // EventMark count (reached or cleared)
 	QueuedFrames  int    // whole frames waiting now
 }
 
 type counters struct {
 	framesSent, speechFrames, silenceFrames, lateFrames, skippedFrames  atomic.Uint64
 	underruns, generations, talkspurts, clears, writeErrors, encodeErrs atomic.Uint64
-	drains, resumes, preRollWaits                                       atomic.Uint64
+	drains, resumes, preRollWaits, marks, dtmfDigits, dtmfPackets       atomic.Uint64
 }
 
 // Stream turns PCM16 chunks into a paced Opus/RTP stream. Write and
@@ -156,6 +183,8 @@ type Stream struct {
 	newResampler ResamplerFactory
 	q            *frameQueue
 	c            counters
+	rate         int // the codec's clock rate: samples per second after the resampler
+	fs           int // samples per 20 ms frame at rate
 
 	closing   chan struct{} // closed by Close
 	closeOnce sync.Once
@@ -187,6 +216,8 @@ type Stream struct {
 	gap      uint64    // silence frames since the last speech frame of the open generation
 
 	lookahead int // enc.Lookahead(), read by the producer
+
+	dtmf dtmfTx // digits to send (dtmf_tx.go)
 }
 
 // NewStream validates cfg, builds the encoder and precomputes the silence
@@ -194,6 +225,15 @@ type Stream struct {
 func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 	if cfg.Writer == nil {
 		return nil, fmt.Errorf("%w: Writer is required", ErrInvalidConfig)
+	}
+	if !cfg.Codec.valid() {
+		return nil, fmt.Errorf("%w: codec %d", ErrInvalidConfig, int(cfg.Codec))
+	}
+	if cfg.DTMFPayloadType == 0 {
+		cfg.DTMFPayloadType = DefaultDTMFPayloadType
+	}
+	if cfg.DTMFPayloadType > 127 || cfg.DTMFPayloadType == cfg.Codec.PayloadType() {
+		return nil, fmt.Errorf("%w: DTMF payload type %d", ErrInvalidConfig, cfg.DTMFPayloadType)
 	}
 	if err := cfg.Encoder.Validate(); err != nil {
 		return nil, err
@@ -231,11 +271,13 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 		log:          cfg.Logger,
 		clock:        realClock{},
 		newEncoder:   NewEncoder,
-		newResampler: NewResampler,
+		newResampler: NewResamplerTo,
+		rate:         cfg.Codec.ClockRate(),
+		fs:           cfg.Codec.FrameSamples(),
 		closing:      make(chan struct{}),
 		runDone:      make(chan struct{}),
-		frame:        make([]int16, FrameSamples),
-		zeros:        make([]int16, FrameSamples),
+		frame:        make([]int16, cfg.Codec.FrameSamples()),
+		zeros:        make([]int16, cfg.Codec.FrameSamples()),
 		payload:      make([]byte, maxOpusPacket+1),
 	}
 	if s.log == nil {
@@ -247,24 +289,28 @@ func NewStream(cfg StreamConfig, opts ...Option) (*Stream, error) {
 		}
 	}
 	frames := int((cfg.QueueDuration + FrameDuration - 1) / FrameDuration)
-	s.q = newFrameQueue(frames)
+	s.q = newFrameQueue(frames, s.fs)
 	s.preRoll = max(1, min(frames, int((cfg.PreRoll+FrameDuration-1)/FrameDuration)))
-	enc, err := s.newEncoder(cfg.Encoder)
-	if err != nil {
-		return nil, err
+	if cfg.Codec.IsG711() {
+		s.enc, s.silence = g711Encoder{cfg.Codec}, G711Silence(cfg.Codec)
+	} else {
+		enc, err := s.newEncoder(cfg.Encoder)
+		if err != nil {
+			return nil, err
+		}
+		s.silence, err = silenceFrame(s.newEncoder, cfg.Encoder)
+		if err != nil {
+			_ = enc.Close()
+			return nil, err
+		}
+		s.enc = enc
 	}
-	s.silence, err = silenceFrame(s.newEncoder, cfg.Encoder)
-	if err != nil {
-		_ = enc.Close()
-		return nil, err
-	}
-	s.enc = enc
-	s.lookahead = enc.Lookahead()
+	s.lookahead = s.enc.Lookahead()
 	s.prod.init(s)
 	// RFC 3550 §5.1: random initial sequence number and timestamp.
 	s.seq = uint16(rand.Uint32())
 	s.ts0 = rand.Uint32()
-	s.pkt.Header = rtp.Header{Version: 2, PayloadType: 111, SSRC: rand.Uint32()}
+	s.pkt.Header = rtp.Header{Version: 2, PayloadType: cfg.Codec.PayloadType(), SSRC: rand.Uint32()}
 	return s, nil
 }
 
@@ -316,6 +362,9 @@ func (s *Stream) Stats() Stats {
 		Drains:        s.c.drains.Load(),
 		Resumes:       s.c.resumes.Load(),
 		PreRollWaits:  s.c.preRollWaits.Load(),
+		Marks:         s.c.marks.Load(),
+		DTMFDigits:    s.c.dtmfDigits.Load(),
+		DTMFPackets:   s.c.dtmfPackets.Load(),
 		QueuedFrames:  s.q.frames(),
 	}
 }
