@@ -218,7 +218,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		return nil, fmt.Errorf("add track: %w", err)
 	}
 	c.sender = c.transceiver.Sender()
-	// The RTCP read loop: it lets the NACK and report interceptors see the
+	// The RTCP read loop: it lets the report interceptors see the
 	// receiver's RTCP, and ends when the peer connection closes.
 	c.wg.Go(func() {
 		buf := make([]byte, 1500)

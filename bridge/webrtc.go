@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"github.com/voicebridge/voicebridge/media"
@@ -80,9 +81,8 @@ func isLoopbackListen(addr string) bool {
 }
 
 // newAPI builds the Pion API of one call: a MediaEngine with the call's
-// codec and telephone-event at its clock rate only (codecs.go), the
-// default interceptors (NACK responder and generator, RTCP sender and
-// receiver reports, stats, TWCC) and a SettingEngine carrying the port range,
+// codec and telephone-event at its clock rate only (codecs.go), the RTCP
+// report interceptors (sender and receiver reports) and a SettingEngine carrying the port range,
 // NAT 1:1 addresses and a slog-backed logger that tags lines with the call.
 func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec) (*webrtc.API, error) {
 	lf := pionLoggerFactory{log: log}
@@ -90,8 +90,16 @@ func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec) (*webrtc.API,
 	if err := registerCodec(me, codec); err != nil { // codecs.go
 		return nil, err
 	}
+	// RTCP sender and receiver reports only: the SR maps RTP time to wall
+	// time (browsers' lip sync, jitter and RTT stats). No NACK (browsers do
+	// not NACK Opus; a retransmitted voice frame would arrive too late to
+	// play), no TWCC (send-side bandwidth estimation, for video) and no
+	// stats interceptor (nothing here calls GetStats): each cost goroutines,
+	// a packet buffer or a header extension per call.
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, webrtc.WithInterceptorLoggerFactory(lf)); err != nil {
+	if err := webrtc.ConfigureRTCPReportsWithOptions(ir,
+		[]report.ReceiverOption{report.WithReceiverLoggerFactory(lf)},
+		report.WithSenderLoggerFactory(lf)); err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
 	}
 

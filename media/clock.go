@@ -78,3 +78,15 @@ func WithResamplerFactory(f ResamplerFactory) Option {
 		return nil
 	}
 }
+
+// WithScheduler paces the stream on sc instead of the process's default
+// scheduler (only with the real clock).
+func WithScheduler(sc *Scheduler) Option {
+	return func(s *Stream) error {
+		if sc == nil {
+			return fmt.Errorf("%w: nil scheduler", ErrInvalidConfig)
+		}
+		s.scheduler = sc
+		return nil
+	}
+}

@@ -5,16 +5,22 @@ import (
 	"time"
 )
 
-// Run is the pacer: it sends one packet per 20 ms on the absolute schedule
-// start + n·20 ms until ctx is done or the stream is closed, then returns
-// nil. The caller owns the goroutine; Run may be called once (ErrRunning).
+// Run paces the stream until ctx is done or the stream is closed, then
+// returns nil. The caller owns the goroutine; Run may be called once
+// (ErrRunning). With the real clock the stream joins the shared Scheduler
+// (WithScheduler, or one per process with GOMAXPROCS workers) and Run only
+// waits; a stream that the scheduler evicts (one frame took longer than
+// EvictAfter) goes on pacing on this goroutine, on the same grid. With an
+// injected clock (WithClock) Run paces on its own goroutine.
 //
-// Frame n always carries RTP timestamp ts0 + 960·n (RFC 7587 §4.1), so
-// timestamps stay on the wall-clock grid whatever happens. When the
-// goroutine wakes up late it sends the missed frames at once, at most
-// MaxCatchUp of them beyond the current one; older slots are skipped
-// (SkippedFrames) and the timestamp jumps with them, so the receiver sees a
-// gap rather than a growing delay. Audio is never dropped by the pacer.
+// The stream sends one packet per 20 ms on the absolute schedule
+// start + n·20 ms. Frame n always carries RTP timestamp ts0 + 960·n
+// (RFC 7587 §4.1), so timestamps stay on the wall-clock grid whatever
+// happens. When the pacer gets to the stream late it sends the missed
+// frames at once, at most MaxCatchUp of them beyond the current one; older
+// slots are skipped (SkippedFrames) and the timestamp jumps with them, so
+// the receiver sees a gap rather than a growing delay. Audio is never
+// dropped by the pacer.
 //
 // A frame is speech when a whole frame is queued, otherwise the precomputed
 // silence packet (no encoder run). A talkspurt starts only when PreRoll is
@@ -34,12 +40,35 @@ func (s *Stream) Run(ctx context.Context) error {
 	if isClosed(s.closing) {
 		return ErrClosed
 	}
-	start := s.clock.Now()
+	s.epoch = s.q.currentEpoch()
+	if _, real := s.clock.(realClock); !real {
+		return s.runOwn(ctx, s.clock.Now(), 0)
+	}
+	sc := s.scheduler
+	if sc == nil {
+		sc = defaultScheduler
+	}
+	sc.add(s)
+	select {
+	case <-ctx.Done():
+	case <-s.closing:
+	case <-s.sched.evict:
+		sc.remove(s)
+		s.sched.mu.Lock() // the evicting worker's writes happen before
+		start, n := s.sched.start, s.sched.n
+		s.sched.mu.Unlock()
+		return s.runOwn(ctx, start, n)
+	}
+	sc.remove(s)
+	return nil
+}
+
+// runOwn paces the stream on the calling goroutine from frame n of the grid
+// start + n·20 ms.
+func (s *Stream) runOwn(ctx context.Context, start time.Time, n int64) error {
 	timer := s.clock.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
-	s.epoch = s.q.currentEpoch()
-	var n int64 // next grid slot
 	for {
 		deadline := start.Add(time.Duration(n) * FrameDuration)
 		now := s.clock.Now()
@@ -62,18 +91,30 @@ func (s *Stream) Run(ctx context.Context) error {
 			default:
 			}
 		}
-		// Slots n..last are due; last is the slot whose deadline just passed.
-		last := int64(now.Sub(start) / FrameDuration)
-		if last < n {
-			last = n // woke a hair early by the clock's reading: send slot n
+		s.sendDue(start, &n, now, true)
+	}
+}
+
+// sendDue sends frames *n.. up to the one whose deadline passed last, with
+// the catch-up limit, and advances *n. Early (now before frame *n's
+// deadline) it sends nothing, unless force: a timer that fired a hair
+// early by the clock's reading sends frame *n.
+func (s *Stream) sendDue(start time.Time, n *int64, now time.Time, force bool) {
+	if now.Before(start.Add(time.Duration(*n) * FrameDuration)) {
+		if !force {
+			return
 		}
-		if skip := last - n - int64(s.cfg.MaxCatchUp); skip > 0 {
-			n += skip
-			s.c.skippedFrames.Add(uint64(skip))
-		}
-		for ; n <= last; n++ {
-			perr := now.Sub(start.Add(time.Duration(n) * FrameDuration))
-			s.sendFrame(n, now, perr)
-		}
+		s.sendFrame(*n, now, now.Sub(start.Add(time.Duration(*n)*FrameDuration)))
+		*n++
+		return
+	}
+	last := int64(now.Sub(start) / FrameDuration)
+	if skip := last - *n - int64(s.cfg.MaxCatchUp); skip > 0 {
+		*n += skip
+		s.c.skippedFrames.Add(uint64(skip))
+	}
+	for ; *n <= last; *n++ {
+		perr := now.Sub(start.Add(time.Duration(*n) * FrameDuration))
+		s.sendFrame(*n, now, perr)
 	}
 }

@@ -190,6 +190,8 @@ type Stream struct {
 	closeOnce sync.Once
 	started   atomic.Bool
 	runDone   chan struct{} // closed when Run returns
+	scheduler *Scheduler    // WithScheduler; nil: the process's default
+	sched     schedState    // place in the scheduler while Run runs
 
 	prodMu sync.Mutex // serializes Write/EndGeneration and the pacer's drain; guards prod
 	prod   producer
