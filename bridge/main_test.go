@@ -60,14 +60,7 @@ func newBridge(t *testing.T, cfg Config, sm ...seams) *testBridge {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		hs.Close()
-	})
+	closeOnCleanup(t, srv, hs)
 	return &testBridge{srv: srv, hs: hs, url: hs.URL, tok: cfg.APIToken}
 }
 
@@ -131,6 +124,19 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, code 
 	if e.Error.Code != code || e.Error.Message == "" {
 		t.Fatalf("error %+v, want code %q and a message", e.Error, code)
 	}
+}
+
+// closeOnCleanup shuts srv down (within waitTimeout) and closes hs when
+// the test ends.
+func closeOnCleanup(t *testing.T, srv *Server, hs *httptest.Server) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		hs.Close()
+	})
 }
 
 // offerer is a real Pion peer in the test: it offers to receive audio, like a
