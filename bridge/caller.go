@@ -338,14 +338,9 @@ func (l *rxLoop) resync() {
 	l.c.rx.mu.Unlock()
 	for i := range l.rates {
 		r := &l.rates[i]
-		had := len(r.sinks) > 0
-		r.sinks = r.sinks[:0]
-		for _, s := range sinks {
-			if s.rate == r.rate {
-				r.sinks = append(r.sinks, s)
-			}
-		}
-		if len(r.sinks) > 0 && !had {
+		var first bool
+		r.sinks, first = sinksAt(r.sinks, sinks, r.rate)
+		if first {
 			dec, err := media.NewDecoder(r.rate)
 			if err != nil {
 				l.c.log.Error("caller audio: decoder", "rate", r.rate, "err", err)
@@ -355,6 +350,20 @@ func (l *rxLoop) resync() {
 			r.dec, r.fill = dec, 0
 		}
 	}
+}
+
+// sinksAt refills dst (reusing its array) with the sinks listening at rate
+// and reports whether rate got its first listener: dst had none before.
+// The receive paths of WebRTC (rxLoop) and SIP (sipRx) call it from resync.
+func sinksAt(dst, sinks []*audioSink, rate int) ([]*audioSink, bool) {
+	had := len(dst) > 0
+	dst = dst[:0]
+	for _, s := range sinks {
+		if s.rate == rate {
+			dst = append(dst, s)
+		}
+	}
+	return dst, len(dst) > 0 && !had
 }
 
 // play decodes (or conceals) one step for every rate bots listen at and

@@ -38,14 +38,7 @@ func newFleetBridge(t *testing.T, cfg Config, redisURL string, log ...*lockedBuf
 	hs.Listener.Close()
 	hs.Listener = ln
 	hs.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		hs.Close()
-	})
+	closeOnCleanup(t, srv, hs)
 	return &testBridge{srv: srv, hs: hs, url: hs.URL, tok: cfg.APIToken}
 }
 

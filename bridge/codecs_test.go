@@ -3,7 +3,6 @@ package bridge
 import (
 	"encoding/json"
 	"math"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -11,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/voicebridge/voicebridge/bridge/peertest"
 	"github.com/voicebridge/voicebridge/media"
 	"github.com/voicebridge/voicebridge/tts/ttsserver"
 )
@@ -29,26 +27,7 @@ type g711Peer struct {
 
 func newG711Peer(t *testing.T, codecs []webrtc.RTPCodecParameters) *g711Peer {
 	t.Helper()
-	me := &webrtc.MediaEngine{}
-	for _, c := range codecs {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)).
-		NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := peertest.MustPeer(t, codecs, nil)
 	p := &g711Peer{pc: pc, packets: make(chan *rtp.Packet, 4096), connected: make(chan struct{})}
 	var once sync.Once
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -82,16 +61,7 @@ func newG711Peer(t *testing.T, codecs []webrtc.RTPCodecParameters) *g711Peer {
 
 func (p *g711Peer) offer(t *testing.T) string {
 	t.Helper()
-	o, err := p.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := webrtc.GatheringCompletePromise(p.pc)
-	if err := p.pc.SetLocalDescription(o); err != nil {
-		t.Fatal(err)
-	}
-	<-g
-	return p.pc.LocalDescription().SDP
+	return peertest.Offer(t, p.pc)
 }
 
 var (

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,9 +15,9 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/voicebridge/voicebridge/bridge/peertest"
 	"go.uber.org/goleak"
 )
 
@@ -61,14 +60,7 @@ func newBridge(t *testing.T, cfg Config, sm ...seams) *testBridge {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		hs.Close()
-	})
+	closeOnCleanup(t, srv, hs)
 	return &testBridge{srv: srv, hs: hs, url: hs.URL, tok: cfg.APIToken}
 }
 
@@ -134,6 +126,19 @@ func wantError(t *testing.T, resp *http.Response, body []byte, status int, code 
 	}
 }
 
+// closeOnCleanup shuts srv down (within waitTimeout) and closes hs when
+// the test ends.
+func closeOnCleanup(t *testing.T, srv *Server, hs *httptest.Server) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		hs.Close()
+	})
+}
+
 // offerer is a real Pion peer in the test: it offers to receive audio, like a
 // browser or a WHEP player, and records the RTP it gets.
 type offerer struct {
@@ -152,27 +157,7 @@ type offerer struct {
 // bounds the RTP packets buffered for the test (the reader blocks beyond).
 func newOfferer(t *testing.T, packetCap int, udpMux ice.UDPMux) *offerer {
 	t.Helper()
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if udpMux != nil {
-		se.SetICEUDPMux(udpMux)
-	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := peertest.MustPeer(t, nil, udpMux)
 	o := &offerer{pc: pc, packets: make(chan *rtp.Packet, packetCap), connected: make(chan struct{}), closed: make(chan struct{})}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		switch st {
@@ -214,16 +199,7 @@ func newOfferer(t *testing.T, packetCap int, udpMux ice.UDPMux) *offerer {
 // offer returns the offerer's SDP offer with ICE gathering complete.
 func (o *offerer) offer(t *testing.T) string {
 	t.Helper()
-	offer, err := o.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(o.pc)
-	if err := o.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	return o.pc.LocalDescription().SDP
+	return peertest.Offer(t, o.pc)
 }
 
 // accept applies the bridge's answer.

@@ -260,21 +260,30 @@ func (a answerer) negotiate(ctx context.Context, c *Session) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrInvalidSDP, err)
 	}
-	gathered := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(ans); err != nil {
-		return "", fmt.Errorf("set local description: %w", err)
-	}
-	// Dial the TTS while ICE gathers, so the first text is not slowed by a
-	// handshake and the answer not by the dial.
-	if err := c.dialTTS(ctx); err != nil {
+	if err := c.setLocalAndDialTTS(ctx, ans); err != nil {
 		return "", err
+	}
+	return c.pc.LocalDescription().SDP, nil
+}
+
+// setLocalAndDialTTS sets desc (an answer or a WHIP offer) as the local
+// description and dials the TTS while ICE gathers, so the first text is not
+// slowed by a handshake and the SDP not by the dial; it returns once
+// gathering is complete.
+func (c *Session) setLocalAndDialTTS(ctx context.Context, desc webrtc.SessionDescription) error {
+	gathered := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(desc); err != nil {
+		return fmt.Errorf("set local description: %w", err)
+	}
+	if err := c.dialTTS(ctx); err != nil {
+		return err
 	}
 	select {
 	case <-gathered:
 	case <-ctx.Done():
-		return "", fmt.Errorf("gather ICE candidates: %w", context.Cause(ctx))
+		return fmt.Errorf("gather ICE candidates: %w", context.Cause(ctx))
 	}
-	return c.pc.LocalDescription().SDP, nil
+	return nil
 }
 
 // run is the call's supervisor: it turns peer connection states into a

@@ -191,14 +191,9 @@ func (x *sipRx) resync() {
 	x.c.rx.mu.Unlock()
 	for i := range x.rates {
 		r := &x.rates[i]
-		had := len(r.sinks) > 0
-		r.sinks = r.sinks[:0]
-		for _, s := range sinks {
-			if s.rate == r.rate {
-				r.sinks = append(r.sinks, s)
-			}
-		}
-		if len(r.sinks) == 0 || had {
+		var first bool
+		r.sinks, first = sinksAt(r.sinks, sinks, r.rate)
+		if !first {
 			continue
 		}
 		r.fill = 0

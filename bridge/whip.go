@@ -67,18 +67,9 @@ func (p whipPublisher) negotiate(ctx context.Context, c *Session) (string, error
 	if err != nil {
 		return "", fmt.Errorf("create offer: %w", err)
 	}
-	gathered := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(offer); err != nil {
-		return "", fmt.Errorf("set local description: %w", err)
-	}
 	// Dial the TTS while ICE gathers, as an answered call does.
-	if err := c.dialTTS(ctx); err != nil {
+	if err := c.setLocalAndDialTTS(ctx, offer); err != nil {
 		return "", err
-	}
-	select {
-	case <-gathered:
-	case <-ctx.Done():
-		return "", fmt.Errorf("gather ICE candidates: %w", context.Cause(ctx))
 	}
 	timeout := c.srv.cfg.WHIPTimeout
 	answer, res, err := publishWHIP(ctx, c.log, p.target, c.pc.LocalDescription().SDP, timeout)

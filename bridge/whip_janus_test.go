@@ -235,14 +235,7 @@ func TestWHIPJanus(t *testing.T) {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	b := &testBridge{srv: srv, hs: hs, url: hs.URL}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		hs.Close()
-	})
+	closeOnCleanup(t, srv, hs)
 
 	const calls = 10
 	var lat, created []time.Duration

@@ -181,17 +181,7 @@ func (s *Stream) sendDTMFFrame(n int64, perr time.Duration) bool {
 	}
 	p.SequenceNumber = s.seq
 	s.seq++
-	err := s.cfg.Writer.WriteRTP(p)
-	s.c.framesSent.Add(1)
-	if err != nil {
-		if n := s.c.writeErrors.Add(1); n == 1 || n%1500 == 0 {
-			s.log.Warn("media: write RTP failed", "err", err, "errors", n)
-		}
-	}
-	late := perr >= FrameDuration
-	if late {
-		s.c.lateFrames.Add(1)
-	}
+	late := s.writeRTP(p, perr)
 	s.lastSpch = false // the audio resumes with a new talkspurt
 	if s.cfg.OnFrame != nil {
 		s.cfg.OnFrame(perr, late)

@@ -5,6 +5,8 @@ import (
 	"math"
 	"runtime"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 // minLead is how long audio waits before a talkspurt starts, unless its
@@ -83,18 +85,7 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	s.pkt.Timestamp = s.ts0 + uint32(n)*uint32(s.fs)
 	s.pkt.Payload = payload
 	s.seq++
-	err := s.cfg.Writer.WriteRTP(&s.pkt)
-	s.c.framesSent.Add(1)
-	if err != nil {
-		// Throttled: the first error, then one line per 30 s of errors.
-		if n := s.c.writeErrors.Add(1); n == 1 || n%1500 == 0 {
-			s.log.Warn("media: write RTP failed", "err", err, "errors", n)
-		}
-	}
-	late := perr >= FrameDuration
-	if late {
-		s.c.lateFrames.Add(1)
-	}
+	late := s.writeRTP(&s.pkt, perr)
 	if speech {
 		s.c.speechFrames.Add(1)
 		if s.gap > 0 && s.genOpen {
@@ -208,4 +199,23 @@ func (s *Stream) emit(k EventKind, at time.Time) {
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(Event{Kind: k, At: at})
 	}
+}
+
+// writeRTP writes p, counting it as sent (and late when perr, how late its
+// slot was, reaches a frame). A failed write is counted and logged,
+// throttled: the first error, then one line per 30 s of errors. It reports
+// whether the frame was late.
+func (s *Stream) writeRTP(p *rtp.Packet, perr time.Duration) bool {
+	err := s.cfg.Writer.WriteRTP(p)
+	s.c.framesSent.Add(1)
+	if err != nil {
+		if n := s.c.writeErrors.Add(1); n == 1 || n%1500 == 0 {
+			s.log.Warn("media: write RTP failed", "err", err, "errors", n)
+		}
+	}
+	late := perr >= FrameDuration
+	if late {
+		s.c.lateFrames.Add(1)
+	}
+	return late
 }

@@ -108,18 +108,7 @@ func (q *frameQueue) push(epoch uint64, samples []int16, zeros int) (int, error)
 func (q *frameQueue) markEnd(epoch uint64) (bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.closed {
-		return false, ErrClosed
-	}
-	if q.epoch != epoch {
-		return false, ErrCleared
-	}
-	if q.endCount == maxPendingEnds {
-		return false, nil
-	}
-	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = queueEntry{pos: q.committed}
-	q.endCount++
-	return true, nil
+	return q.pushEndLocked(epoch, queueEntry{pos: q.committed})
 }
 
 // addMark queues a mark after the last committed frame. It reports false
@@ -127,6 +116,12 @@ func (q *frameQueue) markEnd(epoch uint64) (bool, error) {
 func (q *frameQueue) addMark(epoch uint64, name string) (bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.pushEndLocked(epoch, queueEntry{pos: q.committed, mark: true, name: name})
+}
+
+// pushEndLocked appends e to the ring of ends and marks of generation epoch.
+// It reports false when the ring is full. q.mu must be held.
+func (q *frameQueue) pushEndLocked(epoch uint64, e queueEntry) (bool, error) {
 	if q.closed {
 		return false, ErrClosed
 	}
@@ -136,7 +131,7 @@ func (q *frameQueue) addMark(epoch uint64, name string) (bool, error) {
 	if q.endCount == maxPendingEnds {
 		return false, nil
 	}
-	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = queueEntry{pos: q.committed, mark: true, name: name}
+	q.ends[(q.endHead+q.endCount)%maxPendingEnds] = e
 	q.endCount++
 	return true, nil
 }

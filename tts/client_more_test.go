@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/internal/ttstest"
 	"github.com/voicebridge/voicebridge/tts/ttsserver"
 	"log/slog"
 	"net/http"
@@ -295,7 +296,7 @@ func TestKeyNeverLeaks(t *testing.T) {
 	const key = "sk-SUPERSECRET-123"
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(&ttstest.LockedWriter{W: &logs, Mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "nope", http.StatusForbidden)
 	}))
@@ -324,17 +325,6 @@ func TestKeyNeverLeaks(t *testing.T) {
 	if got := tts.RedactURL("wss://h/p?x-api-key="+key+"&a=b", key); strings.Contains(got, key) || !strings.Contains(got, "x-api-key=REDACTED") {
 		t.Fatalf("redactURL = %s", got)
 	}
-}
-
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func TestValidate(t *testing.T) {

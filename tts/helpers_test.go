@@ -3,6 +3,7 @@ package tts_test
 import (
 	"context"
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/internal/ttstest"
 	"github.com/voicebridge/voicebridge/tts/ttsserver"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +17,7 @@ import (
 
 // guard is the failure guard of every wait: generous, never a timing
 // assertion.
-const guard = 30 * time.Second
+const guard = ttstest.Guard
 
 // recorder is a Handler that records everything and signals on channels.
 type recorder struct {
@@ -122,18 +123,11 @@ func startServer(t *testing.T, cfg ttsserver.ServerConfig) *ttsserver.RunningSer
 
 func dial(t *testing.T, cfg tts.ClientConfig, h tts.Handler) *tts.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), guard)
-	defer cancel()
-	c, err := tts.Dial(ctx, cfg, h)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return ttstest.Dial(t, cfg, h)
 }
 
 func clientConfig(rs *ttsserver.RunningServer, d tts.Dialect) tts.ClientConfig {
-	return tts.ClientConfig{URL: rs.URL(d), ModelID: "faseeh-v1-preview", VoiceID: "ar-najdi-male-2"}
+	return ttstest.ClientConfig(rs.URL(d))
 }
 
 // handlers tracks hijacked WebSocket handlers of an httptest server, whose

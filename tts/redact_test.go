@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/internal/ttstest"
 	"log/slog"
 	"net/url"
 	"strings"
@@ -20,7 +21,7 @@ func TestServiceErrorKeyRedacted(t *testing.T) {
 	const key = "sk-QUOTED+key/42"
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(&ttstest.LockedWriter{W: &logs, Mu: &mu}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	// Refused at initConnection, key quoted raw and query-escaped.
 	u := scriptedInit(t, `{"type":"error","message":"Invalid API key `+key+` (`+url.QueryEscape(key)+`)"}`, false)

@@ -2,17 +2,15 @@ package sip
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"fmt"
 	"math"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/voicebridge/voicebridge/bridge/sip/siptest"
 )
 
 // TestBaresipHearsTheBot: baresip (Debian's SIP user agent, no sound card:
@@ -30,28 +28,7 @@ func TestBaresipHearsTheBot(t *testing.T) {
 	dir := t.TempDir()
 	port := freePort(t) // SIP (baresip also takes port+1 for TLS); RTP on port+2, +3
 	ctrlPort := freePort(t)
-	cfg := fmt.Sprintf(`poll_method		poll
-sip_listen		127.0.0.1:%d
-audio_player		aubridge,vb
-audio_source		aubridge,vb
-audio_alert		aubridge,vb
-rtp_ports		%d-%d
-module_path		/usr/lib/baresip/modules
-module			g711.so
-module			aubridge.so
-module			sndfile.so
-module_app		account.so
-module_app		menu.so
-module_app		ctrl_tcp.so
-ctrl_tcp_listen		127.0.0.1:%d
-snd_path		%s
-`, port, port+2, port+3, ctrlPort, dir)
-	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "accounts"), []byte("<sip:baresip@127.0.0.1>;regint=0;audio_codecs=PCMU\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	siptest.WriteBaresipConfig(t, dir, port, port+2, port+3, ctrlPort)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	target := "sip:bot@" + srv.Addrs()[0].Addr
@@ -70,14 +47,7 @@ snd_path		%s
 	}
 	// Press keys through baresip's control socket (a netstring of JSON).
 	time.Sleep(300 * time.Millisecond) // let baresip's audio stream settle
-	ctrl, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ctrlPort))
-	if err != nil {
-		t.Fatalf("baresip ctrl_tcp: %v", err)
-	}
-	msg := `{"command":"sndcode","params":"159#","token":"t1"}`
-	if _, err := fmt.Fprintf(ctrl, "%d:%s,", len(msg), msg); err != nil {
-		t.Fatal(err)
-	}
+	ctrl := siptest.SendDigits(t, ctrlPort, "159#")
 	if err := cmd.Wait(); err != nil && ctx.Err() != nil {
 		t.Fatalf("baresip: %v\n%s", err, outBuf.String())
 	}
@@ -95,84 +65,19 @@ snd_path		%s
 	if len(files) != 1 {
 		t.Fatalf("recordings %v, want one *-dec.wav\n%s", files, out)
 	}
-	rate, pcm := readWAV(t, files[0])
+	rate, pcm := siptest.ReadWAV(t, files[0])
 	t.Logf("baresip recorded %d samples at %d Hz (%.2f s)", len(pcm), rate, float64(len(pcm))/float64(rate))
-	frame := rate / 50
-	first, last := -1, -1
-	for i := 0; i+frame <= len(pcm); i += frame {
-		if rms(pcm[i:i+frame]) > 1000 {
-			if first < 0 {
-				first = i
-			}
-			last = i
-		}
-	}
-	if first < 0 {
+	tone := siptest.FindTone(pcm, rate)
+	if tone.Silent {
 		t.Fatalf("the recording is silent\n%s", out)
 	}
-	speech := pcm[first : last+frame]
-	if secs := float64(len(speech)) / float64(rate); secs < 1 {
-		t.Fatalf("only %.2f s of tone heard", secs)
+	if tone.Secs < 1 {
+		t.Fatalf("only %.2f s of tone heard", tone.Secs)
 	}
-	gaps := 0
-	for i := 0; i+frame <= len(speech); i += frame {
-		if rms(speech[i:i+frame]) < 1000 {
-			gaps++
-		}
+	if tone.Gaps != 0 {
+		t.Errorf("%d silent 20 ms frames inside %d ms of tone", tone.Gaps, len(tone.Speech)*1000/rate)
 	}
-	if gaps != 0 {
-		t.Errorf("%d silent 20 ms frames inside %d ms of tone", gaps, len(speech)*1000/rate)
+	if math.Abs(tone.Hz-440) > 20 {
+		t.Errorf("heard %.0f Hz, want 440", tone.Hz)
 	}
-	crossings := 0
-	for i := 1; i < len(speech); i++ {
-		if (speech[i-1] < 0) != (speech[i] < 0) {
-			crossings++
-		}
-	}
-	if hz := float64(crossings) / 2 / (float64(len(speech)) / float64(rate)); math.Abs(hz-440) > 20 {
-		t.Errorf("heard %.0f Hz, want 440", hz)
-	}
-}
-
-// readWAV reads a 16-bit mono PCM WAV file.
-func readWAV(t *testing.T, path string) (int, []int16) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(b) < 12 || string(b[:4]) != "RIFF" || string(b[8:12]) != "WAVE" {
-		t.Fatalf("%s is not a WAV file", path)
-	}
-	rate, channels, bits := 0, 0, 0
-	for p := 12; p+8 <= len(b); {
-		id, size := string(b[p:p+4]), int(binary.LittleEndian.Uint32(b[p+4:]))
-		body := b[p+8 : min(p+8+size, len(b))]
-		switch id {
-		case "fmt ":
-			channels = int(binary.LittleEndian.Uint16(body[2:]))
-			rate = int(binary.LittleEndian.Uint32(body[4:]))
-			bits = int(binary.LittleEndian.Uint16(body[14:]))
-		case "data":
-			if bits != 16 || channels != 1 {
-				t.Fatalf("%s: %d-bit %d-channel, want 16-bit mono", path, bits, channels)
-			}
-			pcm := make([]int16, len(body)/2)
-			for i := range pcm {
-				pcm[i] = int16(binary.LittleEndian.Uint16(body[2*i:]))
-			}
-			return rate, pcm
-		}
-		p += 8 + size + size%2
-	}
-	t.Fatalf("%s: no data chunk", path)
-	return 0, nil
-}
-
-func rms(s []int16) float64 {
-	var sum float64
-	for _, v := range s {
-		sum += float64(v) * float64(v)
-	}
-	return math.Sqrt(sum / float64(len(s)))
 }

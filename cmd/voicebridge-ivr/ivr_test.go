@@ -25,10 +25,9 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/voicebridge/voicebridge/bridge/peertest"
 	"go.uber.org/goleak"
 
 	"github.com/voicebridge/voicebridge/bridge"
@@ -295,29 +294,10 @@ type caller struct {
 
 func newCaller(t *testing.T) *caller {
 	t.Helper()
-	me := &webrtc.MediaEngine{}
-	for _, c := range []webrtc.RTPCodecParameters{
+	pc := peertest.MustPeer(t, []webrtc.RTPCodecParameters{
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 48000}, PayloadType: 110},
-	} {
-		if err := me.RegisterCodec(c, webrtc.RTPCodecTypeAudio); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	se := webrtc.SettingEngine{}
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}, nil)
 	c := &caller{pc: pc, track: &callerTrack{bound: make(chan struct{})}, connected: make(chan struct{}),
 		keys: make(chan byte, 8), stop: make(chan struct{}), done: make(chan struct{})}
 	var once sync.Once
@@ -345,16 +325,7 @@ func newCaller(t *testing.T) *caller {
 // call starts a two-way call from this peer (WHEP shape) and returns its id.
 func (c *caller) call(t *testing.T, base string) string {
 	t.Helper()
-	offer, err := c.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	resp, err := http.Post(base+"/v1/calls", "application/sdp", strings.NewReader(c.pc.LocalDescription().SDP))
+	resp, err := http.Post(base+"/v1/calls", "application/sdp", strings.NewReader(peertest.Offer(t, c.pc)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,13 @@
 package ttsserver
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/internal/ttstest"
 	"go.uber.org/goleak"
 )
 
@@ -17,7 +17,7 @@ func TestMain(m *testing.M) {
 
 // guard is the failure guard of every wait: generous, never a timing
 // assertion.
-const guard = 30 * time.Second
+const guard = ttstest.Guard
 
 // recorder is a tts.Handler that records what a client delivers.
 type recorder struct {
@@ -95,32 +95,13 @@ func startServer(t *testing.T, cfg ServerConfig) *RunningServer {
 
 func dial(t *testing.T, cfg tts.ClientConfig, h tts.Handler) *tts.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), guard)
-	defer cancel()
-	c, err := tts.Dial(ctx, cfg, h)
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
+	return ttstest.Dial(t, cfg, h)
 }
 
 func clientConfig(rs *RunningServer, d tts.Dialect) tts.ClientConfig {
-	return tts.ClientConfig{URL: rs.URL(d), ModelID: "faseeh-v1-preview", VoiceID: "ar-najdi-male-2"}
+	return ttstest.ClientConfig(rs.URL(d))
 }
 func f64(v float64) *float64 { return &v }
-
-// lockedWriter serializes writes of concurrent loggers.
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
 
 // ended waits for a GenerationEnd without t.Fatal, for goroutines other
 // than the test's.

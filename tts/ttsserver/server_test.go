@@ -19,6 +19,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/voicebridge/voicebridge/tts"
+	"github.com/voicebridge/voicebridge/tts/internal/ttstest"
 )
 
 func TestServerHTTP(t *testing.T) {
@@ -176,7 +177,7 @@ func rms(pcm []byte) float64 {
 func TestServerFallbackVoice(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+	log := slog.New(slog.NewTextHandler(&ttstest.LockedWriter{W: &logs, Mu: &mu}, nil))
 	s := NewServer(ServerConfig{ESpeakPath: "/nonexistent/espeak-ng", Logger: log})
 	defer s.Close()
 	ctx := context.Background()
