@@ -67,8 +67,13 @@ type Config struct {
 	// allows any origin. If empty, only same-origin browser requests pass;
 	// requests without an Origin header (bots, curl, gateways) always pass.
 	AllowedOrigins []string
-	// UDPPortMin and UDPPortMax bound the UDP ports WebRTC media uses. If
-	// both are zero, the OS picks ephemeral ports.
+	// UDPPort is the one UDP port every WebRTC call shares (one socket per
+	// local address, udpmux.go). If zero, a free port picked when the
+	// Server starts. Ignored with UDPPortMin/UDPPortMax.
+	UDPPort int
+	// UDPPortMin and UDPPortMax, when set, switch to a UDP socket per call
+	// (each ICE host candidate its own port) within MIN-MAX, instead of the
+	// shared UDPPort. Both zero: the shared port.
 	UDPPortMin, UDPPortMax int
 	// PublicIPs, when set, replace the host's addresses in the ICE host
 	// candidates of every answer (a NAT 1:1 mapping such as a cloud VM's
@@ -193,6 +198,12 @@ func (c Config) Validate() error {
 		if c.UDPPortMin < 1 || c.UDPPortMax > 65535 || c.UDPPortMin > c.UDPPortMax {
 			return fmt.Errorf("%w: udp-ports %d-%d (want MIN-MAX within 1-65535)", ErrInvalidConfig, c.UDPPortMin, c.UDPPortMax)
 		}
+	}
+	if c.UDPPort < 0 || c.UDPPort > 65535 {
+		return fmt.Errorf("%w: udp-port %d (want 0-65535; 0 picks a free port)", ErrInvalidConfig, c.UDPPort)
+	}
+	if c.UDPPort != 0 && (c.UDPPortMin != 0 || c.UDPPortMax != 0) {
+		return fmt.Errorf("%w: udp-port (one port shared by all calls) and udp-ports (a port per call) exclude each other", ErrInvalidConfig)
 	}
 	for _, ip := range c.PublicIPs {
 		if net.ParseIP(ip) == nil {

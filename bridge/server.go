@@ -24,6 +24,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	pion    pionSettings
+	iceMux  *iceUDPMux // the WebRTC calls' shared UDP port; nil with -udp-ports
 	metrics *metrics
 	handler http.Handler
 
@@ -99,6 +100,13 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 		s.pion.hasICETimeouts = true
 		s.pion.iceDisconnect, s.pion.iceFailed, s.pion.iceKeepalive = sm.iceTimeouts[0], sm.iceTimeouts[1], sm.iceTimeouts[2]
 	}
+	if cfg.UDPPortMin == 0 && cfg.UDPPortMax == 0 {
+		m, err := listenICEUDPMux(cfg.UDPPort, s.pion, pionLoggerFactory{log: log})
+		if err != nil {
+			return nil, fmt.Errorf("bridge: %w", err)
+		}
+		s.iceMux, s.pion.udpMux = m, m.mux
+	}
 	if cfg.APIToken != "" {
 		s.tokenHash = sha256.Sum256([]byte(cfg.APIToken))
 	}
@@ -119,12 +127,14 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 	if cfg.TTSURL == "" {
 		e, err := startEmbeddedTTS(ctx, cfg, log, sm.ttsServer)
 		if err != nil {
+			s.closeICEMux()
 			return nil, fmt.Errorf("bridge: start embedded TTS: %w", err)
 		}
 		s.embedded = e
 		s.ttsURL, s.ttsDialect = e.url, e.dialect
 	}
 	if err := s.startCluster(sm); err != nil {
+		s.closeICEMux()
 		if s.embedded != nil {
 			s.embedded.close()
 		}
@@ -132,6 +142,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 	}
 	if err := s.startSIP(); err != nil {
 		s.stopCluster()
+		s.closeICEMux()
 		if s.embedded != nil {
 			s.embedded.close()
 		}
@@ -139,7 +150,8 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 	}
 	s.handler = s.routes()
 	log.Info("bridge ready", "tts", redactURL(s.ttsURL), "dialect", s.ttsDialect,
-		"embedded_tts", s.embedded != nil, "auth", cfg.APIToken != "", "max_calls", cfg.MaxCalls)
+		"embedded_tts", s.embedded != nil, "auth", cfg.APIToken != "", "max_calls", cfg.MaxCalls,
+		"udp_port", s.UDPPort())
 	return s, nil
 }
 
@@ -147,9 +159,25 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger, sm seams) (*Se
 // /healthz, /metrics, /config.json and the /v1/ API.
 func (s *Server) Handler() http.Handler { return s.handler }
 
+// UDPPort is the UDP port all WebRTC calls share (the one to open in a
+// firewall), 0 when Config.UDPPortMin/UDPPortMax give each call its own.
+func (s *Server) UDPPort() int {
+	if s.iceMux == nil {
+		return 0
+	}
+	return s.iceMux.port
+}
+
+// closeICEMux closes the shared UDP port, if any.
+func (s *Server) closeICEMux() {
+	if s.iceMux != nil {
+		s.iceMux.close()
+	}
+}
+
 // Shutdown stops taking calls, ends every running call (its bot sockets get a
-// "closed" event with reason "shutdown"), waits for them, and stops the
-// embedded TTS. It returns ctx.Err() if ctx ends first (calls keep closing in
+// "closed" event with reason "shutdown"), waits for them, closes the shared
+// UDP port and stops the embedded TTS. It returns ctx.Err() if ctx ends first (calls keep closing in
 // the background). Safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.stopCluster()
@@ -171,6 +199,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		s.wg.Wait()
+		s.closeICEMux() // after the calls: their ICE agents use it to the end
 		close(done)
 	}()
 	select {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/sdp/v3"
@@ -32,6 +33,7 @@ const opusPayloadType = 111
 // and the SettingEngine knobs of Config, plus test seams.
 type pionSettings struct {
 	iceServers     []webrtc.ICEServer
+	udpMux         ice.UDPMux // the shared port (udpmux.go); nil with a port range
 	portMin        uint16
 	portMax        uint16
 	publicIPs      []string
@@ -82,8 +84,9 @@ func isLoopbackListen(addr string) bool {
 
 // newAPI builds the Pion API of one call: a MediaEngine with the call's
 // codec and telephone-event at its clock rate only (codecs.go), the RTCP
-// report interceptors (sender and receiver reports) and a SettingEngine carrying the port range,
-// NAT 1:1 addresses and a slog-backed logger that tags lines with the call.
+// report interceptors (sender and receiver reports) and a SettingEngine
+// carrying the shared UDP port (or the port range), NAT 1:1 addresses and a
+// slog-backed logger that tags lines with the call.
 func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec) (*webrtc.API, error) {
 	lf := pionLoggerFactory{log: log}
 	me := &webrtc.MediaEngine{}
@@ -104,7 +107,11 @@ func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec) (*webrtc.API,
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: lf}
-	if ps.portMin != 0 || ps.portMax != 0 {
+	if ps.udpMux != nil {
+		// Host candidates on the shared socket (srflx and relay ones, if
+		// STUN/TURN servers are set, still get sockets of their own).
+		se.SetICEUDPMux(ps.udpMux)
+	} else if ps.portMin != 0 || ps.portMax != 0 {
 		if err := se.SetEphemeralUDPPortRange(ps.portMin, ps.portMax); err != nil {
 			return nil, fmt.Errorf("udp port range: %w", err)
 		}

@@ -131,7 +131,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.APIToken, "api-token", "", "when set, /v1/ requests need 'Authorization: Bearer TOKEN' (WebSocket: or ?token=)")
 	fs.IntVar(&cfg.MaxCalls, "max-calls", bridge.DefaultMaxCalls(), "concurrent calls; beyond it POST /v1/calls answers 503")
 	fs.Var(listValue{&cfg.AllowedOrigins}, "allowed-origins", "comma-separated browser `ORIGINS` (scheme://host[:port], or *) allowed besides the bridge's own on /v1/ and the bot WebSocket")
-	fs.Var(portRangeValue{&cfg.UDPPortMin, &cfg.UDPPortMax}, "udp-ports", "UDP port range `MIN-MAX` for WebRTC media, to open in a firewall (empty: ephemeral ports)")
+	fs.IntVar(&cfg.UDPPort, "udp-port", 0, "the one UDP `PORT` all WebRTC calls share (one socket per local address), to open in a firewall (0: a free port picked at start)")
+	fs.Var(portRangeValue{&cfg.UDPPortMin, &cfg.UDPPortMax}, "udp-ports", "instead of -udp-port, a UDP socket per call with its port in `MIN-MAX` (empty: the shared -udp-port)")
 	fs.Var(listValue{&cfg.PublicIPs}, "public-ip", "public `IP`s (comma-separated) announced in ICE candidates instead of the host's (NAT 1:1, e.g. a cloud VM's public address)")
 	fs.Var(listValue{&cfg.STUNServers}, "stun", "comma-separated STUN `URLS` (stun:host:port) for server-reflexive candidates")
 	fs.Var(listValue{&cfg.TURNServers}, "turn", "comma-separated TURN `URLS` (turn:host:port?transport=udp, turns:host:port)")
@@ -191,6 +192,12 @@ func parseConfig(args []string, lookupEnv func(string) (string, bool), out io.Wr
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["udp-port"] && set["udp-ports"] && cfg.UDPPortMin != 0 {
+		// Also -udp-port 0 with a range: Config cannot tell it from unset.
+		return cfg, fmt.Errorf("-udp-port (one port shared by all calls) and -udp-ports (a port per call) exclude each other; set one")
 	}
 	cfg.Config = cfg.WithDefaults()
 	return cfg, cfg.Validate()

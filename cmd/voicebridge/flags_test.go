@@ -110,3 +110,35 @@ func TestParseConfigHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestParseConfigUDPPort(t *testing.T) {
+	o, err := parseConfig(nil, env(nil), io.Discard)
+	if err != nil || o.UDPPort != 0 || o.UDPPortMin != 0 {
+		t.Fatalf("default: shared port 0 (picked at start), no range; got %d %d-%d, %v", o.UDPPort, o.UDPPortMin, o.UDPPortMax, err)
+	}
+	o, err = parseConfig([]string{"-udp-port", "3478"}, env(map[string]string{"VOICEBRIDGE_UDP_PORT": "9"}), io.Discard)
+	if err != nil || o.UDPPort != 3478 {
+		t.Fatalf("-udp-port 3478 (over its variable): %d, %v", o.UDPPort, err)
+	}
+	o, err = parseConfig(nil, env(map[string]string{"VOICEBRIDGE_UDP_PORTS": "50000-50999"}), io.Discard)
+	if err != nil || o.UDPPortMin != 50000 || o.UDPPortMax != 50999 || o.UDPPort != 0 {
+		t.Fatalf("per-call range from the environment: %+v, %v", o.Config, err)
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-udp-port", "5000", "-udp-ports", "6000-6100"}, nil, "exclude each other"},
+		{[]string{"-udp-port", "0", "-udp-ports", "6000-6100"}, nil, "exclude each other"},
+		{[]string{"-udp-ports", "6000-6100"}, map[string]string{"VOICEBRIDGE_UDP_PORT": "5000"}, "exclude each other"},
+		{[]string{"-udp-port", "70000"}, nil, "udp-port 70000"},
+		{[]string{"-udp-port", "-1"}, nil, "udp-port -1"},
+		{[]string{"-udp-port", "x"}, nil, "udp-port"},
+	} {
+		_, err := parseConfig(c.args, env(c.env), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: error %v, want one containing %q", c.args, c.env, err, c.want)
+		}
+	}
+}

@@ -66,7 +66,7 @@ func TestHelpExplainsEverything(t *testing.T) {
 		t.Fatal("want flag.ErrHelp")
 	}
 	for _, f := range []string{"listen", "tts-url", "tts-dialect", "tts-api-key", "tts-format", "model", "voice", "api-token",
-		"max-calls", "allowed-origins", "udp-ports", "public-ip", "stun", "turn", "turn-username", "turn-password",
+		"max-calls", "allowed-origins", "udp-port", "udp-ports", "public-ip", "stun", "turn", "turn-username", "turn-password",
 		"max-text", "connect-timeout", "disconnect-timeout", "log-format", "log-level", "shutdown-timeout"} {
 		if !strings.Contains(sb.String(), "-"+f+" ") || !strings.Contains(sb.String(), envName(f)) {
 			t.Errorf("help lacks -%s or %s", f, envName(f))
