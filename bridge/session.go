@@ -193,7 +193,7 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		}
 	}()
 
-	api, err := s.pion.newAPI(c.log, o.codec)
+	api, err := s.pion.newAPI(c.log, o.codec, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -218,16 +218,20 @@ func (s *Server) newSession(o callOptions, dir webrtc.RTPTransceiverDirection) (
 		return nil, fmt.Errorf("add track: %w", err)
 	}
 	c.sender = c.transceiver.Sender()
-	// The RTCP read loop: it lets the report interceptors see the
-	// receiver's RTCP, and ends when the peer connection closes.
-	c.wg.Go(func() {
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := c.sender.Read(buf); err != nil {
-				return
+	if dir != webrtc.RTPTransceiverDirectionSendonly {
+		// The RTCP read loop of a two-way call: it lets the report
+		// interceptors see the client's RTCP, and ends when the peer
+		// connection closes. A one-way call drops that RTCP on arrival
+		// (sendOnlyBuffers) and needs no reader.
+		c.wg.Go(func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := c.sender.Read(buf); err != nil {
+					return
+				}
 			}
-		}
-	})
+		})
+	}
 	if err := c.newMedia(media.StreamConfig{Writer: c.track, Codec: o.codec}); err != nil {
 		return nil, err
 	}

@@ -84,29 +84,42 @@ func isLoopbackListen(addr string) bool {
 
 // newAPI builds the Pion API of one call: a MediaEngine with the call's
 // codec and telephone-event at its clock rate only (codecs.go), the RTCP
-// report interceptors (sender and receiver reports) and a SettingEngine
-// carrying the shared UDP port (or the port range), NAT 1:1 addresses and a
-// slog-backed logger that tags lines with the call.
-func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec) (*webrtc.API, error) {
+// report interceptors the call's direction dir needs and a SettingEngine
+// carrying the shared UDP port (or the port range), NAT 1:1 addresses and
+// a slog-backed logger that tags lines with the call.
+func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec, dir webrtc.RTPTransceiverDirection) (*webrtc.API, error) {
 	lf := pionLoggerFactory{log: log}
 	me := &webrtc.MediaEngine{}
 	if err := registerCodec(me, codec); err != nil { // codecs.go
 		return nil, err
 	}
-	// RTCP sender and receiver reports only: the SR maps RTP time to wall
-	// time (browsers' lip sync, jitter and RTT stats). No NACK (browsers do
-	// not NACK Opus; a retransmitted voice frame would arrive too late to
-	// play), no TWCC (send-side bandwidth estimation, for video) and no
-	// stats interceptor (nothing here calls GetStats): each cost goroutines,
-	// a packet buffer or a header extension per call.
+	// RTCP sender reports, and receiver reports when the call receives
+	// (sendrecv: the caller's audio): the SR maps RTP time to wall time
+	// (browsers' jitter, RTT and remote-outbound stats). Each report
+	// interceptor is a goroutine per call waking once a second. No NACK
+	// (Chromium's answers and offers carry no nack for Opus, PCMU or PCMA:
+	// README "Interceptors"; a retransmitted voice frame would come too
+	// late to play), no TWCC (send-side bandwidth estimation, for video)
+	// and no stats interceptor (nothing here calls GetStats): each cost
+	// goroutines, a packet buffer or a header extension per call.
 	ir := &interceptor.Registry{}
-	if err := webrtc.ConfigureRTCPReportsWithOptions(ir,
-		[]report.ReceiverOption{report.WithReceiverLoggerFactory(lf)},
-		report.WithSenderLoggerFactory(lf)); err != nil {
+	sr, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
+	if err != nil {
 		return nil, fmt.Errorf("register interceptors: %w", err)
+	}
+	ir.Add(sr)
+	if dir == webrtc.RTPTransceiverDirectionSendrecv {
+		rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(lf))
+		if err != nil {
+			return nil, fmt.Errorf("register interceptors: %w", err)
+		}
+		ir.Add(rr)
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: lf}
+	if dir == webrtc.RTPTransceiverDirectionSendonly {
+		se.BufferFactory = sendOnlyBuffers // rtcpdiscard.go
+	}
 	if ps.udpMux != nil {
 		// Host candidates on the shared socket (srflx and relay ones, if
 		// STUN/TURN servers are set, still get sockets of their own).
@@ -128,6 +141,12 @@ func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec) (*webrtc.API,
 	if ps.loopback || ps.loopbackOnly {
 		se.SetIncludeLoopbackCandidate(true)
 	}
+	// No mDNS: Pion's default (query only) opens multicast sockets and five
+	// goroutines per call to resolve a browser's .local host candidates.
+	// The bridge does not need them: the browser's own checks reach the
+	// bridge's candidates and become peer-reflexive ones (README
+	// "Networking").
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if ps.loopbackOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
