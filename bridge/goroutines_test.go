@@ -72,7 +72,7 @@ func isGoWrapper(entry string) bool {
 // maxGoroutinesPerCall bounds the bridge's goroutines per connected
 // one-way WebRTC call with its bot socket, gathering on one address,
 // without the embedded TTS server's: 19 measured by TestGoroutinesPerCall
-// (README "Networking"), plus one for a goroutine on its way out.
+// (README "Deployment"), plus one for a goroutine on its way out.
 const maxGoroutinesPerCall = 20
 
 // TestGoroutinesPerCall holds calls connected with a bot each and counts the

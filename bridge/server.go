@@ -177,8 +177,9 @@ func (s *Server) closeICEMux() {
 
 // Shutdown stops taking calls, ends every running call (its bot sockets get a
 // "closed" event with reason "shutdown"), waits for them, closes the shared
-// UDP port and stops the embedded TTS. It returns ctx.Err() if ctx ends first (calls keep closing in
-// the background). Safe to call more than once.
+// UDP port and stops the embedded TTS. It returns ctx.Err() if ctx ends
+// first (calls keep closing in the background, and the port is closed
+// after them). Safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.stopCluster()
 	s.mu.Lock()

@@ -223,3 +223,24 @@ func TestSharedUDPPortFixedAndPublicIP(t *testing.T) {
 		t.Fatalf("no candidates:\n%s", body)
 	}
 }
+
+// TestOfferWithMDNSCandidate: the bridge resolves no .local candidates (no
+// mDNS), but an offer carrying one (as a browser hiding its addresses does)
+// is answered, and the call connects through the offerer's other candidates.
+func TestOfferWithMDNSCandidate(t *testing.T) {
+	b := newBridge(t, Config{})
+	off := newOfferer(t, 16, nil)
+	offer := off.offer(t)
+	i := strings.Index(offer, "a=candidate:")
+	if i < 0 {
+		t.Fatalf("the offerer gathered no candidate:\n%s", offer)
+	}
+	offer = offer[:i] + "a=candidate:1 1 udp 2122260223 2b1e1a4c-7d1c-4c0e-9d62-5b0f3f0e8a11.local 54321 typ host\r\n" + offer[i:]
+	resp, body := b.do(t, "POST", "/v1/calls", "application/sdp", []byte(offer))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	off.accept(t, string(body))
+	waitFor(t, off.connected, "the offerer to connect")
+	b.waitState(t, strings.TrimPrefix(resp.Header.Get("Location"), "/v1/calls/"), stateConnected)
+}

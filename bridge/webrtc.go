@@ -97,11 +97,12 @@ func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec, dir webrtc.RT
 	// (sendrecv: the caller's audio): the SR maps RTP time to wall time
 	// (browsers' jitter, RTT and remote-outbound stats). Each report
 	// interceptor is a goroutine per call waking once a second. No NACK
-	// (Chromium's answers and offers carry no nack for Opus, PCMU or PCMA:
-	// README "Interceptors"; a retransmitted voice frame would come too
-	// late to play), no TWCC (send-side bandwidth estimation, for video)
-	// and no stats interceptor (nothing here calls GetStats): each cost
-	// goroutines, a packet buffer or a header extension per call.
+	// (Chromium neither offers nor answers nack for Opus, PCMU or PCMA:
+	// README "Performance", interceptors; and a retransmitted voice frame
+	// would come too late to play), no TWCC (feedback for a send-side
+	// bandwidth estimate the bridge does not have) and no stats
+	// interceptor (nothing here calls GetStats): each cost goroutines, a
+	// packet buffer or a header extension per call.
 	ir := &interceptor.Registry{}
 	sr, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(lf))
 	if err != nil {
@@ -145,7 +146,7 @@ func (ps pionSettings) newAPI(log *slog.Logger, codec media.Codec, dir webrtc.RT
 	// goroutines per call to resolve a browser's .local host candidates.
 	// The bridge does not need them: the browser's own checks reach the
 	// bridge's candidates and become peer-reflexive ones (README
-	// "Networking").
+	// "Deployment").
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if ps.loopbackOnly {
 		se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
