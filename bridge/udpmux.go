@@ -40,6 +40,11 @@ func listenICEUDPMux(port int, ps pionSettings, lf logging.LoggerFactory) (*iceU
 		opts = append(opts,
 			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
 			ice.UDPMuxFromPortWithIPFilter(func(ip net.IP) bool { return ip.IsLoopback() }))
+	} else {
+		// No IPv6 link-local (fe80::) socket: Pion gathers a candidate on it
+		// that no answer carries, and each candidate costs a call two
+		// goroutines (its read loop and the mux's watcher).
+		opts = append(opts, ice.UDPMuxFromPortWithIPFilter(func(ip net.IP) bool { return !ip.IsLinkLocalUnicast() }))
 	}
 	if port != 0 {
 		m, err := ice.NewMultiUDPMuxFromPort(port, opts...)
