@@ -216,18 +216,24 @@ func (k keyPress) wantMS() int64 {
 	return int64(k.updates+1) * 20
 }
 
-// keyPackets returns the RFC 4733 packets of k, 20 ms apart from its start.
+// keyPackets returns the RFC 4733 packets of k, 20 ms apart from its start,
+// at Opus's clock.
 func keyPackets(k keyPress, ts0 uint32, start time.Duration) []sendItem {
+	return keyPacketsAt(media.FrameSamples, k, ts0, start)
+}
+
+// keyPacketsAt is keyPackets at a clock of step units per 20 ms.
+func keyPacketsAt(step int, k keyPress, ts0 uint32, start time.Duration) []sendItem {
 	var items []sendItem
-	ts := ts0 + uint32(k.frame*media.FrameSamples)
+	ts := ts0 + uint32(k.frame*step)
 	at := start + time.Duration(k.frame)*media.FrameDuration
 	for u := 1; u <= k.updates; u++ {
-		d := uint16(u * media.FrameSamples)
+		d := uint16(u * step)
 		items = append(items, sendItem{at: at, ts: ts, dtmf: true, marker: k.marker && u == 1, payload: []byte{k.code, 10, byte(d >> 8), byte(d)}, frame: -1})
 		at += media.FrameDuration
 	}
 	if !k.endLost {
-		d := uint16((k.updates + 1) * media.FrameSamples)
+		d := uint16((k.updates + 1) * step)
 		for range 3 {
 			items = append(items, sendItem{at: at, ts: ts, dtmf: true, payload: []byte{k.code, 0x80 | 10, byte(d >> 8), byte(d)}, frame: -1})
 			at += media.FrameDuration
