@@ -123,6 +123,46 @@ func TestCallerAudioAndDTMF(t *testing.T) {
 	}
 }
 
+// TestCallerAudioG711WebRTC: a WebRTC caller on PCMU (a Pion peer offering
+// it first) goes through the same receive loop as a SIP caller: a tone per
+// word with packets dropped, swapped and late reaches bots at 16 and
+// 8 kHz time-continuous, concealed as plc, and its key presses at 8000 Hz
+// reach them once each.
+func TestCallerAudioG711WebRTC(t *testing.T) {
+	b := newBridge(t, Config{})
+	id, tk, answer := b.createTalkCallWith(t, newG711Talker(t, media.CodecPCMU))
+	for _, want := range []string{"a=sendrecv", "PCMU/8000", "telephone-event/8000"} {
+		if !strings.Contains(answer, want) {
+			t.Fatalf("the answer lacks %q:\n%s", want, answer)
+		}
+	}
+	bot16 := b.dialListen(t, id, 16000, false)
+	bot8 := b.dialListen(t, id, 8000, false)
+	b.waitBots(t, id, 2)
+
+	const wordFrames, nWords = 10, 12
+	frames := wordFrames * nWords
+	drop, late, swap := []int{37, 38, 93}, []int{105}, []int{55}
+	keys := []keyPress{{code: 3, frame: 20, updates: 4, marker: true}, {code: 10, frame: 70, updates: 5}}
+	items := scriptAt(media.G711FrameSamples, g711Words(media.CodecPCMU, frames, wordFrames), keys, drop, late, 150*time.Millisecond, swap)
+	sent := tk.play(t, items, frames)
+
+	tl := timeline{frames: frames, wordFrames: wordFrames, drop: drop, late: late, sent: sent}
+	unplanned := int(b.scrape(t, "voicebridge_caller_packets_late_total")) - len(late)
+	for _, bot := range []*listenBot{bot16, bot8} {
+		tl.check(t, bot, unplanned)
+	}
+	checkKeys(t, []*listenBot{bot16, bot8}, keys)
+	if v := b.scrape(t, `voicebridge_caller_frames_concealed_total{method="plc"}`); v < float64(len(drop)+len(late)) {
+		t.Errorf("plc concealments %v, want at least %d", v, len(drop)+len(late))
+	}
+	for _, m := range []string{`voicebridge_caller_frames_concealed_total{method="fec"}`, `voicebridge_caller_packets_received_total{kind="other"}`} {
+		if v := b.scrape(t, m); v != 0 {
+			t.Errorf("%s = %v, want 0", m, v)
+		}
+	}
+}
+
 // waitBots waits until the call has n bot sockets.
 func (b *testBridge) waitBots(t *testing.T, id string, n int) {
 	t.Helper()
