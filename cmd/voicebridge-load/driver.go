@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -35,6 +38,7 @@ type utterance struct {
 type driveConfig struct {
 	Duty       float64 // fraction of the time speaking, 0 ≤ Duty ≤ 1 (0: idle calls)
 	BargeEvery int     // interrupt every k-th utterance of a call (0: never)
+	Listen     bool    // every call's bot WebSocket listens to the caller (?listen=pcm_16000)
 	Utterances []utterance
 }
 
@@ -48,6 +52,7 @@ type driveResult struct {
 	BargeNA  int             // clears sent when nothing was playing (not measured)
 	Events   map[string]int  // bot WebSocket events by type
 	FirstErr string
+	heard    atomic.Uint64 // caller audio messages the bots got in the window
 }
 
 // reset forgets what was seen before the window (but the events).
@@ -63,9 +68,8 @@ func (r *driveResult) into(rep *runReport) {
 	defer r.mu.Unlock()
 	rep.Barge = summarize(r.Barge)
 	rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = r.BargeNA, r.Texts, r.TextErrs, r.Missed
-	for k, v := range r.Events {
-		rep.Events[k] = v
-	}
+	maps.Copy(rep.Events, r.Events)
+	rep.CallerFrames = r.heard.Load()
 	if rep.FirstErr == "" {
 		rep.FirstErr = r.FirstErr
 	}
@@ -88,17 +92,22 @@ type bot struct {
 	mode driveMode
 	res  *driveResult
 	rng  *rand.Rand
+	win  *window
 
 	ws     *websocket.Conn
 	wsDone chan struct{}
 }
 
-// open dials the bot WebSocket in ws mode and starts its reader.
+// open dials the bot WebSocket (in ws mode, or to listen) and starts its
+// reader.
 func (b *bot) open(ctx context.Context) error {
-	if b.mode != driveWS {
+	if b.mode != driveWS && !b.cfg.Listen {
 		return nil
 	}
 	u := "ws" + strings.TrimPrefix(b.base, "http") + b.call.Location + "/ws"
+	if b.cfg.Listen {
+		u += "?listen=pcm_16000"
+	}
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	ws, resp, err := d.DialContext(ctx, u, nil)
 	if resp != nil && resp.Body != nil {
@@ -113,16 +122,23 @@ func (b *bot) open(ctx context.Context) error {
 	return nil
 }
 
-// readEvents counts the bridge's events until the socket closes.
+// readEvents counts the bridge's events and caller audio messages until
+// the socket closes.
 func (b *bot) readEvents() {
 	defer close(b.wsDone)
 	for {
-		_, msg, err := b.ws.ReadMessage()
+		typ, r, err := b.ws.NextReader()
 		if err != nil {
 			return
 		}
+		if typ == websocket.BinaryMessage {
+			if _, err := io.Copy(io.Discard, r); err == nil && b.win.contains(time.Now().UnixNano()) {
+				b.res.heard.Add(1)
+			}
+			continue
+		}
 		var ev struct{ Type string }
-		if json.Unmarshal(msg, &ev) != nil || ev.Type == "" {
+		if json.NewDecoder(r).Decode(&ev) != nil || ev.Type == "" {
 			ev.Type = "unparsed"
 		}
 		b.res.mu.Lock()

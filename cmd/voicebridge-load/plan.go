@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/voicebridge/voicebridge/media"
 )
 
 const (
@@ -18,8 +20,9 @@ const (
 )
 
 // runBridgeLoad calibrates, searches for the largest N passing at 2 ms and
-// at 5 ms, confirms the first with a longer final run, then measures idle
-// calls and continuous speech, filling r.
+// at 5 ms, confirms the first with a longer final run, measures G.711 and
+// two-way calls at the final N, then idle calls and continuous speech,
+// filling r.
 func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, log *slog.Logger) error {
 	log.Info("calibrating utterance durations")
 	us, err := calibrate(ctx, base, utteranceTexts)
@@ -29,9 +32,9 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 	r.Utterances = us
 	base.Drive.Utterances = us
 
-	run := func(name string, n int, window time.Duration, perf bool, drive driveConfig) (*runReport, error) {
+	run := func(name string, n int, window time.Duration, perf bool, drive driveConfig, codec media.Codec, twoWay bool) (*runReport, error) {
 		ro := base
-		ro.Name, ro.Calls, ro.Window, ro.Drive = name, n, window, drive
+		ro.Name, ro.Calls, ro.Window, ro.Drive, ro.Codec, ro.TwoWay = name, n, window, drive, codec, twoWay
 		if !perf {
 			ro.PerfCmd = nil
 		}
@@ -44,6 +47,10 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		}
 		return rep, err
 	}
+	// The search, final, idle and continuous runs use -codec and -two-way.
+	runAs := func(name string, n int, window time.Duration, perf bool, drive driveConfig) (*runReport, error) {
+		return run(name, n, window, perf, drive, base.Codec, base.TwoWay)
+	}
 
 	final := o.Calls
 	if o.Calls == 0 {
@@ -53,13 +60,13 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 			if rep := probes[n]; rep != nil {
 				return rep, nil
 			}
-			rep, err := run(fmt.Sprintf("search-%d", n), n, o.Window, false, base.Drive)
+			rep, err := runAs(fmt.Sprintf("search-%d", n), n, o.Window, false, base.Drive)
 			if err == nil && !rep.Pass && rep.OtherCPU > noisyCores {
 				// Another process took the CPU meanwhile: what failed may
 				// be the neighbour, not the bridge. Once more.
 				log.Info("probe disturbed by other processes; repeating", "calls", n, "other_cores", rep.OtherCPU)
 				r.Search = append(r.Search, rep)
-				rep, err = run(fmt.Sprintf("search-%d-again", n), n, o.Window, false, base.Drive)
+				rep, err = runAs(fmt.Sprintf("search-%d-again", n), n, o.Window, false, base.Drive)
 			}
 			if rep != nil {
 				r.Search = append(r.Search, rep)
@@ -100,7 +107,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		// not pass, step down by a tenth and try again, so that the N
 		// reported held for a whole final window.
 		for try := range tries {
-			rep, err := run(fmt.Sprintf("final-%d", final), final, w, true, base.Drive)
+			rep, err := runAs(fmt.Sprintf("final-%d", final), final, w, true, base.Drive)
 			if err != nil {
 				return err
 			}
@@ -115,10 +122,20 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 			final = final * 9 / 10
 		}
 	}
+	if f := r.final(); f != nil && o.Calls == 0 {
+		// What G.711 and caller audio cost the speaking path, at the same N
+		// (issues 12 and 13).
+		if r.G711, err = run(fmt.Sprintf("g711-%d", f.Calls), f.Calls, o.FinalWindow, false, base.Drive, media.CodecPCMU, false); err != nil {
+			return err
+		}
+		if r.TwoWay, err = run(fmt.Sprintf("two-way-%d", f.Calls), f.Calls, o.FinalWindow, false, base.Drive, media.CodecOpus, true); err != nil {
+			return err
+		}
+	}
 	if o.IdleCalls > 0 {
 		d := base.Drive
 		d.Duty = 0
-		rep, err := run(fmt.Sprintf("idle-%d", o.IdleCalls), o.IdleCalls, o.Window, true, d)
+		rep, err := runAs(fmt.Sprintf("idle-%d", o.IdleCalls), o.IdleCalls, o.Window, true, d)
 		if err != nil {
 			return err
 		}
@@ -127,7 +144,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 	if o.CostCalls > 0 {
 		d := base.Drive
 		d.Duty, d.BargeEvery = 1, 0
-		rep, err := run(fmt.Sprintf("continuous-%d", o.CostCalls), o.CostCalls, o.Window, true, d)
+		rep, err := runAs(fmt.Sprintf("continuous-%d", o.CostCalls), o.CostCalls, o.Window, true, d)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,25 +17,33 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/voicebridge/voicebridge/media"
 )
 
-// rxSocket is the timestamping loopback socket every receiving call shares,
-// with the ICE UDP mux that hands it to the calls' Pion stacks. The bridge
-// gives each call its own port, so the sender's address tells the call.
+// rxSocket is the timestamping loopback socket every receiving call of a
+// run shares, with the ICE UDP mux that hands it to the calls' Pion stacks.
+// The bridge gives each call its own port, so the sender's address tells
+// the call.
 type rxSocket struct {
-	conn *tapConn
-	mux  *ice.UDPMuxDefault
-	api  *webrtc.API // every call's: Pion copies its media engine per peer
+	conn   *tapConn
+	mux    *ice.UDPMuxDefault
+	api    *webrtc.API // every call's: Pion copies its media engine per peer
+	codec  media.Codec // what the receivers offer
+	caller *callerAudio
+	hdr    rtp.Header // the reading goroutine's
 
 	mu      sync.RWMutex
 	calls   map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
 	unknown atomic.Uint64                  // RTP from no registered address
 }
 
-func newRxSocket(batchSleep time.Duration) (*rxSocket, error) {
-	r := &rxSocket{calls: map[netip.AddrPort]*callClient{}}
-	conn, err := listenTap(r.tap, batchSleep)
+// newRxSocket opens the socket; with twoWay, every call also sends caller
+// audio.
+func newRxSocket(codec media.Codec, twoWay bool) (*rxSocket, error) {
+	r := &rxSocket{calls: map[netip.AddrPort]*callClient{}, codec: codec}
+	conn, err := listenTap(r.tap, rxBatchSleep)
 	if err != nil {
 		return nil, err
 	}
@@ -49,23 +56,40 @@ func newRxSocket(batchSleep time.Duration) (*rxSocket, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.LoggerFactory = quietLogger{}
 	var me webrtc.MediaEngine
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: opusClock, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType:        111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
+	if err := me.RegisterCodec(codecParams(codec), webrtc.RTPCodecTypeAudio); err != nil {
 		r.close()
 		return nil, err
 	}
-	// An empty registry, not nil (nil means Pion's defaults): receivers send
-	// no NACKs, reports or TWCC feedback, and run no per-call report loops.
+	// An empty registry, not nil (Pion's defaults): receivers send no NACKs,
+	// reports or TWCC feedback, and run no per-call report loops.
 	r.api = webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	if twoWay {
+		if r.caller, err = startCallerAudio(codec); err != nil {
+			r.close()
+			return nil, err
+		}
+	}
 	return r, nil
+}
+
+// codecParams is the one codec a receiver offers.
+func codecParams(c media.Codec) webrtc.RTPCodecParameters {
+	switch c {
+	case media.CodecPCMU:
+		return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0}
+	case media.CodecPCMA:
+		return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8}
+	}
+	return webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
+		PayloadType:        111,
+	}
 }
 
 // tap accounts one RTP packet; it runs on the mux's reading goroutine.
 func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
-	// The read lock is held while the call's stats change, so that freeze
-	// can stop all accounting before the stats are read.
+	// Read-locked while the call's stats change, so that freeze stops all
+	// accounting before the stats are read.
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	c := r.calls[from]
@@ -73,7 +97,7 @@ func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 		r.unknown.Add(1)
 		return true // Pion drops what it does not know
 	}
-	h, err := parseRTPHeader(b)
+	h, err := parseRTPHeader(&r.hdr, b)
 	if err != nil {
 		c.Stats.Unparsed++
 		return false
@@ -82,19 +106,14 @@ func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 	return c.Audio != nil
 }
 
-func (r *rxSocket) register(c *callClient) {
+// setCalls registers c's addresses (add) or forgets them.
+func (r *rxSocket) setCalls(c *callClient, add bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, a := range c.remotes {
-		r.calls[a] = c
-	}
-}
-
-func (r *rxSocket) unregister(c *callClient) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, a := range c.remotes {
-		if r.calls[a] == c {
+		if add {
+			r.calls[a] = c
+		} else if r.calls[a] == c {
 			delete(r.calls, a)
 		}
 	}
@@ -108,12 +127,18 @@ func (r *rxSocket) freeze() {
 	clear(r.calls)
 }
 
-// close closes the mux and with it the socket. Calls are closed first.
-func (r *rxSocket) close() error { return r.mux.Close() }
+// close stops the caller audio, then closes the mux and the socket. Calls
+// are closed first.
+func (r *rxSocket) close() error {
+	if r.caller != nil {
+		r.caller.stop()
+	}
+	return r.mux.Close()
+}
 
 // callClient is one receiving call: a Pion PeerConnection on the shared
-// socket, with its signaling state. Counting calls never let Pion decrypt
-// RTP; decoding calls (sampled) do, and check the audio.
+// socket. Counting calls never let Pion decrypt RTP; decoding calls
+// (sampled) do, and check the audio.
 type callClient struct {
 	Index    int
 	Location string // the call's URL path, from the Location header
@@ -128,14 +153,6 @@ type callClient struct {
 	closed  bool // guarded by mu: no decode goroutine starts after close
 }
 
-// signalForm is how POST /v1/calls carries the offer.
-type signalForm int
-
-const (
-	formJSON signalForm = iota // application/json {"sdp": ...}
-	formSDP                    // application/sdp, WHEP-shaped
-)
-
 var (
 	errNoLoopbackCandidate = errors.New("load: the answer has no loopback ICE candidate")
 	errSignal              = errors.New("load: POST /v1/calls failed")
@@ -149,9 +166,9 @@ func (quietLogger) NewLogger(string) logging.LeveledLogger {
 }
 
 // dialCall opens one call against the bridge at base (http://127.0.0.1:port)
-// and waits until its peer connection is connected.
-func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, form signalForm, sampled bool, win *window) (_ *callClient, err error) {
-	c := &callClient{Index: idx, Stats: newCallStats(win), rx: rx}
+// with a WHEP-shaped application/sdp offer, and waits until it is connected.
+func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, sampled bool, win *window) (_ *callClient, err error) {
+	c := &callClient{Index: idx, Stats: newCallStats(win, rx.codec.ClockRate()), rx: rx}
 	defer func() {
 		if err != nil {
 			c.hangup(hc, base)
@@ -159,7 +176,7 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 		}
 	}()
 	if sampled {
-		c.Audio = &audioCheck{}
+		c.Audio = &audioCheck{codec: rx.codec}
 	}
 	if c.pc, err = rx.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, err
@@ -183,7 +200,16 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 			}
 		})
 	}
-	if _, err := c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+	var track *webrtc.TrackLocalStaticRTP
+	if rx.caller != nil {
+		track, err = webrtc.NewTrackLocalStaticRTP(codecParams(rx.codec).RTPCodecCapability, "caller", "load")
+		if err == nil {
+			_, err = c.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+		}
+	} else {
+		_, err = c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	}
+	if err != nil {
 		return nil, err
 	}
 	offer, err := c.pc.CreateOffer(nil)
@@ -199,51 +225,33 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	var answer string
-	if c.Location, answer, err = postOffer(ctx, hc, base, c.pc.LocalDescription().SDP, form); err != nil {
+	b, h, err := request(ctx, hc, http.MethodPost, base+"/v1/calls", "application/sdp", []byte(c.pc.LocalDescription().SDP), http.StatusCreated)
+	if err != nil {
 		return nil, err
 	}
-	if answer, c.remotes, err = loopbackOnly(answer); err != nil {
+	if c.Location = h.Get("Location"); !strings.HasPrefix(c.Location, "/v1/calls/") {
+		return nil, fmt.Errorf("%w: Location %q", errSignal, c.Location)
+	}
+	answer, remotes, err := loopbackOnly(string(b))
+	if err != nil {
 		return nil, err
 	}
-	rx.register(c)
+	c.remotes = remotes
+	rx.setCalls(c, true)
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return nil, err
 	}
 	select {
 	case <-connected:
-		return c, nil
 	case <-failed:
 		return nil, errors.New("load: peer connection failed")
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-}
-
-// postOffer performs POST /v1/calls in the given form and returns the
-// call's Location and the answer SDP.
-func postOffer(ctx context.Context, hc *http.Client, base, offer string, form signalForm) (loc, answer string, err error) {
-	ct, body := "application/sdp", []byte(offer)
-	if form == formJSON {
-		ct = "application/json"
-		body, _ = json.Marshal(map[string]string{"sdp": offer})
+	if track != nil {
+		rx.caller.add(track)
 	}
-	b, h, err := request(ctx, hc, http.MethodPost, base+"/v1/calls", ct, body, http.StatusCreated)
-	if err != nil {
-		return "", "", err
-	}
-	answer = string(b)
-	if form == formJSON {
-		var r struct{ SDP string }
-		if err := json.Unmarshal(b, &r); err != nil {
-			return "", "", fmt.Errorf("%w: answer JSON: %v", errSignal, err)
-		}
-		answer = r.SDP
-	}
-	if loc = h.Get("Location"); !strings.HasPrefix(loc, "/v1/calls/") || answer == "" {
-		return "", "", fmt.Errorf("%w: Location %q, %d bytes of answer", errSignal, loc, len(answer))
-	}
-	return loc, answer, nil
+	return c, nil
 }
 
 // request sends one HTTP request and returns the response's body (up to
@@ -272,32 +280,27 @@ func request(ctx context.Context, hc *http.Client, method, url, contentType stri
 // loopback IP, so that no check is ever sent elsewhere, and fails if none
 // is left. It returns the addresses kept.
 func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
-	lines := strings.SplitAfter(sdp, "\n")
-	out := make([]string, 0, len(lines))
+	var out strings.Builder
 	var kept []netip.AddrPort
-	for _, l := range lines {
+	for _, l := range strings.SplitAfter(sdp, "\n") {
 		if c, ok := strings.CutPrefix(strings.TrimRight(l, "\r\n"), "a=candidate:"); ok {
-			f := strings.Fields(c)
-			// foundation component transport priority address port typ ...
+			f := strings.Fields(c) // foundation component transport priority address port typ ...
 			if len(f) < 6 {
 				continue
 			}
-			a, err := netip.ParseAddr(f[4])
-			if err != nil || !a.Unmap().IsLoopback() {
-				continue
-			}
-			port, err := strconv.ParseUint(f[5], 10, 16)
-			if err != nil {
+			a, err1 := netip.ParseAddr(f[4])
+			port, err2 := strconv.ParseUint(f[5], 10, 16)
+			if err1 != nil || err2 != nil || !a.Unmap().IsLoopback() {
 				continue
 			}
 			kept = append(kept, netip.AddrPortFrom(a.Unmap(), uint16(port)))
 		}
-		out = append(out, l)
+		out.WriteString(l)
 	}
 	if len(kept) == 0 {
 		return "", nil, errNoLoopbackCandidate
 	}
-	return strings.Join(out, ""), kept, nil
+	return out.String(), kept, nil
 }
 
 // hangup sends DELETE for the call; errors are ignored (the bridge may be
@@ -319,6 +322,6 @@ func (c *callClient) close() {
 	if c.pc != nil {
 		_ = c.pc.Close()
 	}
-	c.rx.unregister(c)
+	c.rx.setCalls(c, false)
 	c.wg.Wait()
 }

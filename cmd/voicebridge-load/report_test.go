@@ -109,7 +109,7 @@ func TestRatios(t *testing.T) {
 func TestWriteJSONAndSummaryRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	r := sampleReport()
-	r.Finals[0].AddedFirstP99 = finite(math.NaN()) // no observations
+	r.Finals[0].AddedFirstP99 = finite(math.NaN(), -1) // no observations
 	name, err := writeJSON(dir, r)
 	if err != nil {
 		t.Fatal(err)
