@@ -158,7 +158,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	rep.fillBridgeMetrics(m0, m1, len(live))
 	rep.RSS = rss / (1 << 20)
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
-	if rep.SpeechS > 0 && rep.BridgeCPU > 0 {
+	if rep.SpeechS > 0 && rep.BridgeCPU > 0 && !o.Codec.IsG711() { // G.711: speech time is not seen
 		rep.CPUPerSpeechS = rep.BridgeCPU * wall.Seconds() / rep.SpeechS
 		rep.CPUPerWireS = rep.BridgeCPU * wall.Seconds() / (float64(rep.Packets) * frameDuration.Seconds())
 	}
