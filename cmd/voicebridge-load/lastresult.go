@@ -71,7 +71,11 @@ func summarizeReport(r *report) summary {
 	return s
 }
 
+// readSummary reads the summary at path (none if path is empty).
 func readSummary(path string) (*summary, error) {
+	if path == "" {
+		return nil, nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

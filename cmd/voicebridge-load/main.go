@@ -136,10 +136,8 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 			return err
 		}
 	}
-	if o.Last != "" {
-		if r.Last, err = readSummary(o.Last); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if r.Last, err = readSummary(o.Last); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	if err := renice(0, generatorNice); err != nil {
 		log.Warn("renice", "err", err)
@@ -187,23 +185,17 @@ func machine() machineInfo {
 			m.Model = ci[0].ModelName
 		}
 	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = "Linux " + strings.TrimSpace(string(b))
-	}
-	if b, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m.Commit = strings.TrimSpace(string(b))
-	}
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	m.Kernel = "Linux " + strings.TrimSpace(string(b))
+	b, _ = exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	m.Commit = strings.TrimSpace(string(b))
 	return m
 }
 
 func loadavg() string {
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return "?"
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
-	l, err := fs.LoadAvg()
-	if err != nil {
-		return "?"
-	}
-	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
+	return "?"
 }

@@ -22,33 +22,28 @@ import (
 	"github.com/voicebridge/voicebridge/media"
 )
 
-// rxSocket is the timestamping loopback socket every receiving call of a
-// run shares, with the ICE UDP mux that hands it to the calls' Pion stacks.
-// The bridge gives each call its own port, so the sender's address tells
-// the call.
+// rxSocket is the timestamping loopback socket all receiving calls of a run
+// share, with the ICE UDP mux that hands it to their Pion stacks. The bridge
+// gives each call its own port: the sender's address tells the call.
 type rxSocket struct {
 	conn   *tapConn
 	mux    *ice.UDPMuxDefault
-	api    *webrtc.API // every call's: Pion copies its media engine per peer
-	codec  media.Codec // what the receivers offer
-	caller *callerAudio
-	hdr    rtp.Header // the reading goroutine's
+	api    *webrtc.API
+	codec  media.Codec  // what the receivers offer
+	caller *callerAudio // two-way runs only
+	hdr    rtp.Header   // the reading goroutine's
 
 	mu      sync.RWMutex
 	calls   map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
 	unknown atomic.Uint64                  // RTP from no registered address
 }
 
-// newRxSocket opens the socket; with twoWay, every call also sends caller
-// audio.
-func newRxSocket(codec media.Codec, twoWay bool) (*rxSocket, error) {
-	r := &rxSocket{calls: map[netip.AddrPort]*callClient{}, codec: codec}
-	conn, err := listenTap(r.tap, rxBatchSleep)
-	if err != nil {
+func newRxSocket(codec media.Codec, twoWay bool) (r *rxSocket, err error) {
+	r = &rxSocket{calls: map[netip.AddrPort]*callClient{}, codec: codec}
+	if r.conn, err = listenTap(r.tap, rxBatchSleep); err != nil {
 		return nil, err
 	}
-	r.conn = conn
-	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: quietLogger{}.NewLogger("")})
+	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: r.conn, Logger: quietLogger{}.NewLogger("")})
 	var se webrtc.SettingEngine
 	se.SetICEUDPMux(r.mux)
 	se.SetIncludeLoopbackCandidate(true)
@@ -56,40 +51,34 @@ func newRxSocket(codec media.Codec, twoWay bool) (*rxSocket, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.LoggerFactory = quietLogger{}
 	var me webrtc.MediaEngine
-	if err := me.RegisterCodec(codecParams(codec), webrtc.RTPCodecTypeAudio); err != nil {
-		r.close()
-		return nil, err
-	}
+	err = me.RegisterCodec(codecParams(codec), webrtc.RTPCodecTypeAudio)
 	// An empty registry, not nil (Pion's defaults): receivers send no NACKs,
 	// reports or TWCC feedback, and run no per-call report loops.
 	r.api = webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
-	if twoWay {
-		if r.caller, err = startCallerAudio(codec); err != nil {
-			r.close()
-			return nil, err
-		}
+	if err == nil && twoWay {
+		r.caller, err = startCallerAudio(codec)
+	}
+	if err != nil {
+		r.close()
+		return nil, err
 	}
 	return r, nil
 }
 
 // codecParams is the one codec a receiver offers.
 func codecParams(c media.Codec) webrtc.RTPCodecParameters {
-	switch c {
-	case media.CodecPCMU:
-		return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, PayloadType: 0}
-	case media.CodecPCMA:
-		return webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMA, ClockRate: 8000, Channels: 1}, PayloadType: 8}
+	if c.IsG711() {
+		return webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(c.PayloadType()),
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/" + strings.ToUpper(c.String()), ClockRate: 8000, Channels: 1}}
 	}
-	return webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType:        111,
-	}
+	return webrtc.RTPCodecParameters{PayloadType: 111,
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}
 }
 
-// tap accounts one RTP packet; it runs on the mux's reading goroutine.
+// tap accounts one RTP packet, on the mux's reading goroutine; it says
+// whether Pion should get it (to decode). Read-locked while the stats
+// change, so that freeze stops all accounting.
 func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
-	// Read-locked while the call's stats change, so that freeze stops all
-	// accounting before the stats are read.
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	c := r.calls[from]
@@ -119,29 +108,30 @@ func (r *rxSocket) setCalls(c *callClient, add bool) {
 	}
 }
 
-// freeze forgets every call: once it returns, no call's stats change any
-// more and they may be read from any goroutine.
+// freeze forgets every call: then no stats change any more and they may be
+// read from any goroutine.
 func (r *rxSocket) freeze() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.calls)
 }
 
-// close stops the caller audio, then closes the mux and the socket. Calls
-// are closed first.
-func (r *rxSocket) close() error {
+// close stops the caller audio and closes the socket, after the calls.
+func (r *rxSocket) close() {
 	if r.caller != nil {
 		r.caller.stop()
 	}
-	return r.mux.Close()
+	if r.mux != nil {
+		_ = r.mux.Close()
+	}
 }
 
 // callClient is one receiving call: a Pion PeerConnection on the shared
-// socket. Counting calls never let Pion decrypt RTP; decoding calls
-// (sampled) do, and check the audio.
+// socket. Counting calls never let Pion decrypt RTP; sampled calls decode
+// and check the audio.
 type callClient struct {
 	Index    int
-	Location string // the call's URL path, from the Location header
+	Location string // the call's URL path
 	Stats    *callStats
 	Audio    *audioCheck // nil unless sampled
 
@@ -153,11 +143,6 @@ type callClient struct {
 	closed  bool // guarded by mu: no decode goroutine starts after close
 }
 
-var (
-	errNoLoopbackCandidate = errors.New("load: the answer has no loopback ICE candidate")
-	errSignal              = errors.New("load: POST /v1/calls failed")
-)
-
 // quietLogger silences Pion: thousands of peers would drown the report.
 type quietLogger struct{}
 
@@ -165,8 +150,8 @@ func (quietLogger) NewLogger(string) logging.LeveledLogger {
 	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, io.Discard)
 }
 
-// dialCall opens one call against the bridge at base (http://127.0.0.1:port)
-// with a WHEP-shaped application/sdp offer, and waits until it is connected.
+// dialCall opens one call on the bridge at base (http://127.0.0.1:port)
+// with an application/sdp offer, and waits until it is connected.
 func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, sampled bool, win *window) (_ *callClient, err error) {
 	c := &callClient{Index: idx, Stats: newCallStats(win, rx.codec.ClockRate()), rx: rx}
 	defer func() {
@@ -175,23 +160,18 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 			c.close()
 		}
 	}()
-	if sampled {
-		c.Audio = &audioCheck{codec: rx.codec}
-	}
 	if c.pc, err = rx.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, err
 	}
-	connected, failed := make(chan struct{}), make(chan struct{})
-	var once, failOnce sync.Once
+	states := make(chan webrtc.PeerConnectionState, 8)
 	c.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			once.Do(func() { close(connected) })
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			failOnce.Do(func() { close(failed) })
+		select {
+		case states <- s:
+		default:
 		}
 	})
 	if sampled {
+		c.Audio = &audioCheck{codec: rx.codec}
 		c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -201,13 +181,10 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 		})
 	}
 	var track *webrtc.TrackLocalStaticRTP
-	if rx.caller != nil {
-		track, err = webrtc.NewTrackLocalStaticRTP(codecParams(rx.codec).RTPCodecCapability, "caller", "load")
-		if err == nil {
-			_, err = c.pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
-		}
-	} else {
+	if rx.caller == nil {
 		_, err = c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	} else if track, err = webrtc.NewTrackLocalStaticRTP(codecParams(rx.codec).RTPCodecCapability, "caller", "load"); err == nil {
+		_, err = c.pc.AddTrack(track) // sendrecv
 	}
 	if err != nil {
 		return nil, err
@@ -230,7 +207,7 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 		return nil, err
 	}
 	if c.Location = h.Get("Location"); !strings.HasPrefix(c.Location, "/v1/calls/") {
-		return nil, fmt.Errorf("%w: Location %q", errSignal, c.Location)
+		return nil, fmt.Errorf("load: POST /v1/calls: Location %q", c.Location)
 	}
 	answer, remotes, err := loopbackOnly(string(b))
 	if err != nil {
@@ -241,21 +218,25 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return nil, err
 	}
-	select {
-	case <-connected:
-	case <-failed:
-		return nil, errors.New("load: peer connection failed")
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	for {
+		select {
+		case s := <-states:
+			if s == webrtc.PeerConnectionStateConnected {
+				if track != nil {
+					rx.caller.add(track)
+				}
+				return c, nil
+			} else if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+				return nil, errors.New("load: peer connection failed")
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
-	if track != nil {
-		rx.caller.add(track)
-	}
-	return c, nil
 }
 
 // request sends one HTTP request and returns the response's body (up to
-// 1 MiB) and header; a status other than want is an error.
+// 1 MiB) and header; a status other than want is a *statusError.
 func request(ctx context.Context, hc *http.Client, method, url, contentType string, body []byte, want int) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
@@ -271,10 +252,16 @@ func request(ctx context.Context, hc *http.Client, method, url, contentType stri
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err == nil && resp.StatusCode != want {
-		err = fmt.Errorf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
+		err = &statusError{fmt.Sprintf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))}
 	}
 	return b, resp.Header, err
 }
+
+type statusError struct{ msg string }
+
+func (e *statusError) Error() string { return e.msg }
+
+var errNoLoopbackCandidate = errors.New("load: the answer has no loopback ICE candidate")
 
 // loopbackOnly drops every ICE candidate of sdp whose address is not a
 // loopback IP, so that no check is ever sent elsewhere, and fails if none
@@ -303,8 +290,7 @@ func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
 	return out.String(), kept, nil
 }
 
-// hangup sends DELETE for the call; errors are ignored (the bridge may be
-// gone already).
+// hangup sends DELETE for the call, ignoring errors (the bridge may be gone).
 func (c *callClient) hangup(hc *http.Client, base string) {
 	if c.Location != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

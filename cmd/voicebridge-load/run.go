@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
@@ -124,7 +126,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		c.Stats.firstAudio.take()
 		c.Stats.toSilence.take()
 	}
-	res.reset()
+	res.do(func() { res.Barge, res.BargeNA, res.Texts, res.TextErrs, res.Missed = nil, 0, 0, 0, 0 })
 	m0, err := scrapeMetrics(ctx, hc, tgt.Base)
 	if err != nil {
 		stopAll()
@@ -158,17 +160,23 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	rep.fillBridgeMetrics(m0, m1, len(live))
 	rep.RSS = rss / (1 << 20)
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
-	if rep.SpeechS > 0 && rep.BridgeCPU > 0 && !o.Codec.IsG711() { // G.711: speech time is not seen
+	if rep.SpeechS > 0 && !o.Codec.IsG711() { // G.711: speech time is not seen
 		rep.CPUPerSpeechS = rep.BridgeCPU * wall.Seconds() / rep.SpeechS
-		rep.CPUPerWireS = rep.BridgeCPU * wall.Seconds() / (float64(rep.Packets) * frameDuration.Seconds())
 	}
+	rep.CPUPerWireS = rep.BridgeCPU * wall.Seconds() / (float64(max(rep.Packets, 1)) * frameDuration.Seconds())
 	var fa, ts []time.Duration
 	for _, c := range live {
 		fa = append(fa, c.Stats.firstAudio.take()...)
 		ts = append(ts, c.Stats.toSilence.take()...)
 	}
 	rep.TextToSpeech, rep.ClearToSilence = summarize(fa), summarize(ts)
-	res.into(rep)
+	res.do(func() {
+		rep.Barge = summarize(res.Barge)
+		rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = res.BargeNA, res.Texts, res.TextErrs, res.Missed
+		maps.Copy(rep.Events, res.Events)
+		rep.CallerFrames = res.heard.Load()
+		rep.FirstErr = cmp.Or(rep.FirstErr, res.FirstErr)
+	})
 	if o.TwoWay {
 		rep.CallerExpected = uint64(len(bots)) * uint64(wall/frameDuration)
 	}
