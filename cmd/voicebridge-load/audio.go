@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"math"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hraban/opus"
@@ -43,26 +42,26 @@ const loudDBFS = -50 // a speech frame louder than this has energy
 
 // run decodes until src fails (the peer connection closed).
 func (a *audioCheck) run(src trackRTP) {
+	dec, err := opus.NewDecoder(48000, 1)
 	a.mu.Lock()
 	a.SilenceMaxDB = math.Inf(-1)
+	a.DecodeErrors += boolInt(err != nil)
 	a.mu.Unlock()
-	dec, err := opus.NewDecoder(48000, 1)
 	pcm := make([]int16, 5760)
 	for err == nil {
-		var p *rtp.Packet
-		if p, _, err = src.ReadRTP(); err != nil {
+		p, _, err := src.ReadRTP()
+		if err != nil {
 			return
 		}
-		n, derr := len(p.Payload), error(nil)
+		n, derr := min(len(p.Payload), len(pcm)), error(nil)
 		switch a.codec {
-		case media.CodecPCMU, media.CodecPCMA:
-			n = min(n, len(pcm))
+		case media.CodecPCMU:
 			for i, b := range p.Payload[:n] {
-				if a.codec == media.CodecPCMU {
-					pcm[i] = g711.DecodeUlawFrame(b)
-				} else {
-					pcm[i] = g711.DecodeAlawFrame(b)
-				}
+				pcm[i] = g711.DecodeUlawFrame(b)
+			}
+		case media.CodecPCMA:
+			for i, b := range p.Payload[:n] {
+				pcm[i] = g711.DecodeAlawFrame(b)
 			}
 		default:
 			n, derr = dec.Decode(p.Payload, pcm)
@@ -75,9 +74,6 @@ func (a *audioCheck) run(src trackRTP) {
 		}
 		a.mu.Unlock()
 	}
-	a.mu.Lock()
-	a.DecodeErrors++ // no decoder
-	a.mu.Unlock()
 }
 
 func (a *audioCheck) isSpeech(p *rtp.Packet, pcm []int16) bool {
@@ -136,7 +132,6 @@ func dbfs(meanSq float64) float64 {
 type callerAudio struct {
 	frame []byte
 	ticks uint32 // RTP timestamp step
-	sent  atomic.Uint64
 	quit  chan struct{}
 	done  chan struct{}
 
@@ -146,32 +141,28 @@ type callerAudio struct {
 
 func startCallerAudio(c media.Codec) (*callerAudio, error) {
 	n := c.FrameSamples()
-	pcm := make([]int16, n)
+	pcm, le := make([]int16, n), make([]byte, 0, 2*n)
 	for i := range pcm {
 		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/float64(c.ClockRate())))
+		le = binary.LittleEndian.AppendUint16(le, uint16(pcm[i]))
 	}
 	a := &callerAudio{ticks: uint32(n), quit: make(chan struct{}), done: make(chan struct{})}
 	switch c {
-	case media.CodecPCMU, media.CodecPCMA:
-		le := make([]byte, 2*n)
-		for i, v := range pcm {
-			binary.LittleEndian.PutUint16(le[2*i:], uint16(v))
-		}
+	case media.CodecPCMU:
 		a.frame = g711.EncodeUlaw(le)
-		if c == media.CodecPCMA {
-			a.frame = g711.EncodeAlaw(le)
-		}
+	case media.CodecPCMA:
+		a.frame = g711.EncodeAlaw(le)
 	default:
 		enc, err := opus.NewEncoder(48000, 1, opus.AppVoIP)
 		if err != nil {
 			return nil, err
 		}
-		buf := make([]byte, 1500)
-		k, err := enc.Encode(pcm, buf)
+		a.frame = make([]byte, 1500)
+		k, err := enc.Encode(pcm, a.frame)
 		if err != nil {
 			return nil, err
 		}
-		a.frame = buf[:k]
+		a.frame = a.frame[:k]
 	}
 	go a.run()
 	return a, nil
@@ -202,9 +193,7 @@ func (a *callerAudio) run() {
 		a.mu.Unlock()
 		p.SequenceNumber, p.Timestamp, p.Marker = uint16(n), n*a.ticks, n == 0
 		for _, t := range tracks {
-			if t.WriteRTP(&p) == nil {
-				a.sent.Add(1)
-			}
+			_ = t.WriteRTP(&p) // a closed call's track writes nowhere
 		}
 	}
 }

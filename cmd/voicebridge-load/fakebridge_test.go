@@ -276,13 +276,13 @@ func (f *fakeBridge) ws(w http.ResponseWriter, r *http.Request) {
 }
 
 // TestReceiversAgainstAFakeBridge: one decoding and one counting call,
-// driven over HTTP and the bot WebSocket; Opus one-way, then PCMU two-way
-// (caller audio out, bots listening).
+// driven over HTTP and the bot WebSocket; Opus one-way, then PCMU and Opus
+// two-way (caller audio out, bots listening).
 func TestReceiversAgainstAFakeBridge(t *testing.T) {
 	for _, tc := range []struct {
 		codec  media.Codec
 		twoWay bool
-	}{{media.CodecOpus, false}, {media.CodecPCMU, true}} {
+	}{{media.CodecOpus, false}, {media.CodecPCMU, true}, {media.CodecOpus, true}} {
 		t.Run(fmt.Sprintf("%v two-way %v", tc.codec, tc.twoWay), func(t *testing.T) { testReceivers(t, tc.codec, tc.twoWay) })
 	}
 }
