@@ -259,7 +259,11 @@ func printRun(w io.Writer, title string, p *runReport) {
 		row("other busy processes (cores)", strings.Join(ps, ", "))
 	}
 	row("bridge CPU per call", fmt.Sprintf("%.3f ms per call-second (%.2f%% of a core)", p.CPUPerCallMs, p.CPUPerCallMs/10))
-	row("bridge CPU per audio-second: speech / on the wire", fmt.Sprintf("%.5f / %.5f s", p.CPUPerSpeechS, p.CPUPerWireS))
+	speech := "n/a" // G.711
+	if p.CPUPerSpeechS > 0 {
+		speech = fmt.Sprintf("%.5f", p.CPUPerSpeechS)
+	}
+	row("bridge CPU per audio-second: speech / on the wire", fmt.Sprintf("%s / %.5f s", speech, p.CPUPerWireS))
 	row("bridge RSS: idle → loaded, per call", fmt.Sprintf("%.1f → %.1f MiB, %.0f KiB", p.RSSBase, p.RSS, p.RSSPerCallKiB))
 	row("bridge goroutines: idle → loaded, per call", fmt.Sprintf("%.0f → %.0f, %.1f", p.GoroutinesBase, p.Goroutines, p.GorPerCall))
 	row("call setup (all N) / bridge shutdown", fmt.Sprintf("%.1f s (%d errors) / %.1f s", p.SetupS, p.SetupErr, p.ShutdownS))
