@@ -206,7 +206,7 @@ func printSummary(w io.Writer, r *report, now summary) {
 		if p.TwoWay {
 			v += fmt.Sprintf(", caller frames delivered %.1f%%", pct(p.CallerFrames, p.CallerExpected))
 		}
-		row(fmt.Sprintf("%s at N=%d, pass=%s (final: p99 %.3f ms, %.3f ms/call·s)", x.name, p.Calls, yesNo(p.Pass), f.PacingP99, f.CPUPerCallMs), v, "[same as final]")
+		row(fmt.Sprintf("%s at N=%d, pass=%s (final: p99 %.3f ms, %.3f ms/call·s)", x.name, p.Calls, yesNo(p.Pass), f.PacingP99, f.CPUPerCallMs), v, "[pass at the same N]")
 	}
 	if c := r.Continuous; c != nil {
 		vs := "no peers measured"
