@@ -36,8 +36,7 @@ type tapConn struct {
 	batchSleep time.Duration
 	pc         *ipv4.PacketConn
 	msgs       []ipv4.Message
-	queue      []int // indexes into msgs still to hand to Pion
-	drained    bool
+	next, n    int           // msgs[next:n] are still to take
 	drops      atomic.Uint32 // datagrams the kernel dropped (SO_RXQ_OVFL)
 }
 
@@ -62,7 +61,7 @@ func listenTap(tap func(int64, netip.AddrPort, []byte) bool, batchSleep time.Dur
 		c.Close()
 		return nil, fmt.Errorf("load: SO_TIMESTAMPNS: %w", err)
 	}
-	t := &tapConn{UDPConn: c, tap: tap, batchSleep: batchSleep, pc: ipv4.NewPacketConn(c), msgs: make([]ipv4.Message, batch)}
+	t := &tapConn{UDPConn: c, tap: tap, batchSleep: batchSleep, pc: ipv4.NewPacketConn(c), msgs: make([]ipv4.Message, batch), next: batch, n: batch}
 	for i := range t.msgs {
 		t.msgs[i].Buffers, t.msgs[i].OOB = [][]byte{make([]byte, 1500)}, make([]byte, 128)
 	}
@@ -73,25 +72,21 @@ func listenTap(tap func(int64, netip.AddrPort, []byte) bool, batchSleep time.Dur
 // datagram that Pion should see.
 func (c *tapConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
-		if len(c.queue) > 0 {
-			m := &c.msgs[c.queue[0]]
-			c.queue = c.queue[1:]
-			return copy(b, m.Buffers[0][:m.N]), m.Addr.(*net.UDPAddr).AddrPort(), nil
-		}
-		if c.drained && c.batchSleep > 0 {
-			time.Sleep(c.batchSleep)
-		}
-		n, err := c.pc.ReadBatch(c.msgs, 0)
-		if err != nil {
-			return 0, netip.AddrPort{}, err
-		}
-		c.drained = n < len(c.msgs)
-		c.queue = c.queue[:0]
-		for i := range n {
-			if c.take(&c.msgs[i]) {
-				c.queue = append(c.queue, i)
+		for c.next < c.n {
+			m := &c.msgs[c.next]
+			c.next++
+			if c.take(m) {
+				return copy(b, m.Buffers[0][:m.N]), m.Addr.(*net.UDPAddr).AddrPort(), nil
 			}
 		}
+		if c.n < len(c.msgs) && c.batchSleep > 0 { // the last read drained the socket
+			time.Sleep(c.batchSleep)
+		}
+		var err error
+		if c.n, err = c.pc.ReadBatch(c.msgs, 0); err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+		c.next = 0
 	}
 }
 
