@@ -38,10 +38,11 @@ func TestCallerFramePathAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &rxLoop{m: newCallerMetrics(prometheus.NewRegistry()), jb: jb, codecs: rxCodecs{opus: 111, hasOpus: true}}
+	l := &rxLoop{m: newCallerMetrics(prometheus.NewRegistry()), jb: jb, clock: media.SampleRate, fec: true,
+		codecs: rxCodecs{audio: 111, codec: media.CodecOpus, hasAudio: true}}
+	l.makeRates()
 	sinks := []*audioSink{newAudioSink(16000), newAudioSink(48000)}
-	for i, r := range []int{8000, 16000, 24000, 48000} {
-		l.rates[i] = rxRate{rate: r, fifo: make([]int16, (5760+media.FrameSamples)*r/media.SampleRate), frame: make([]byte, r/50*2)}
+	for i, r := range listenRatesHz {
 		for _, s := range sinks {
 			if s.rate == r {
 				l.rates[i].sinks = append(l.rates[i].sinks, s)
@@ -100,17 +101,17 @@ func TestCallerPlayCutsFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &rxLoop{m: newCallerMetrics(prometheus.NewRegistry()), jb: jb}
+	l := &rxLoop{m: newCallerMetrics(prometheus.NewRegistry()), jb: jb, clock: media.SampleRate, fec: true}
+	l.makeRates()
 	var sinks []*audioSink
-	for i, r := range []int{8000, 16000, 24000, 48000} {
+	for i, r := range listenRatesHz {
 		s := newAudioSink(r)
 		sinks = append(sinks, s)
 		dec, err := media.NewDecoder(r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l.rates[i] = rxRate{rate: r, dec: dec, sinks: []*audioSink{s},
-			fifo: make([]int16, (5760+media.FrameSamples)*r/media.SampleRate), frame: make([]byte, r/50*2)}
+		l.rates[i].dec, l.rates[i].sinks = dec, []*audioSink{s}
 	}
 	total := 0 // 48 kHz samples played
 	counts := make([]int, len(sinks))

@@ -21,38 +21,41 @@ import (
 )
 
 // rawTrack is the talker's TrackLocal: unlike TrackLocalStaticRTP it keeps
-// the payload type of what it writes, so Opus and telephone-event share its
-// SSRC and sequence, as a browser's or gateway's do.
+// the payload type of what it writes, so the audio codec (Opus, or PCMU
+// or PCMA) and telephone-event share its SSRC and sequence, as a browser's
+// or gateway's do.
 type rawTrack struct {
-	bound chan struct{}
-	once  sync.Once
+	bound   chan struct{}
+	once    sync.Once
+	mime    string // the audio codec bound
+	teClock uint32 // the telephone-event clock used
 
 	mu     sync.Mutex
 	ws     webrtc.TrackLocalWriter // guarded by mu
 	ssrc   webrtc.SSRC
-	opusPT uint8
+	opusPT uint8 // the audio codec's payload type
 	tePT   uint8
 }
 
 func (t *rawTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	var opus webrtc.RTPCodecParameters
+	var audio webrtc.RTPCodecParameters
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, c := range ctx.CodecParameters() {
 		switch {
-		case strings.EqualFold(c.MimeType, webrtc.MimeTypeOpus):
-			opus = c
+		case strings.EqualFold(c.MimeType, t.mime):
+			audio = c
 			t.opusPT = uint8(c.PayloadType)
-		case strings.EqualFold(c.MimeType, "audio/telephone-event") && c.ClockRate == 48000:
+		case strings.EqualFold(c.MimeType, "audio/telephone-event") && c.ClockRate == t.teClock:
 			t.tePT = uint8(c.PayloadType)
 		}
 	}
-	if opus.MimeType == "" {
-		return opus, webrtc.ErrUnsupportedCodec
+	if audio.MimeType == "" {
+		return audio, webrtc.ErrUnsupportedCodec
 	}
 	t.ws, t.ssrc = ctx.WriteStream(), ctx.SSRC()
 	t.once.Do(func() { close(t.bound) })
-	return opus, nil
+	return audio, nil
 }
 
 func (t *rawTrack) Unbind(webrtc.TrackLocalContext) error {
@@ -82,7 +85,8 @@ func (t *rawTrack) send(seq uint16, ts uint32, dtmf, marker bool, payload []byte
 }
 
 // talker is a real Pion peer that talks: it offers sendrecv with Opus and
-// telephone-event (48000 and 8000, as Chrome does) and sends scripted RTP.
+// telephone-event (48000 and 8000, as Chrome does), or with G.711 first
+// (newG711Talker), and sends scripted RTP.
 type talker struct {
 	pc        *webrtc.PeerConnection
 	track     *rawTrack
@@ -92,12 +96,29 @@ type talker struct {
 
 func newTalker(t *testing.T) *talker {
 	t.Helper()
-	pc := peertest.MustPeer(t, []webrtc.RTPCodecParameters{
+	return newTalkerWith(t, webrtc.MimeTypeOpus, 48000, []webrtc.RTPCodecParameters{
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 48000}, PayloadType: 110},
 		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000}, PayloadType: 126},
-	}, nil)
-	tk := &talker{pc: pc, track: &rawTrack{bound: make(chan struct{})}, connected: make(chan struct{})}
+	})
+}
+
+// newG711Talker is a talker offering PCMU or PCMA first (then Opus), with
+// telephone-event at 8000, and sending G.711.
+func newG711Talker(t *testing.T, c media.Codec) *talker {
+	t.Helper()
+	mime := map[media.Codec]string{media.CodecPCMU: webrtc.MimeTypePCMU, media.CodecPCMA: webrtc.MimeTypePCMA}[c]
+	return newTalkerWith(t, mime, 8000, []webrtc.RTPCodecParameters{
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: mime, ClockRate: 8000}, PayloadType: webrtc.PayloadType(c.PayloadType())},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, PayloadType: 111},
+		{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/telephone-event", ClockRate: 8000}, PayloadType: 126},
+	})
+}
+
+func newTalkerWith(t *testing.T, mime string, teClock uint32, codecs []webrtc.RTPCodecParameters) *talker {
+	t.Helper()
+	pc := peertest.MustPeer(t, codecs, nil)
+	tk := &talker{pc: pc, track: &rawTrack{bound: make(chan struct{}), mime: mime, teClock: teClock}, connected: make(chan struct{})}
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
 			tk.once.Do(func() { close(tk.connected) })
@@ -114,7 +135,12 @@ func newTalker(t *testing.T) *talker {
 // the answer.
 func (b *testBridge) createTalkCall(t *testing.T) (string, *talker, string) {
 	t.Helper()
-	tk := newTalker(t)
+	return b.createTalkCallWith(t, newTalker(t))
+}
+
+// createTalkCallWith starts a two-way call with tk.
+func (b *testBridge) createTalkCallWith(t *testing.T, tk *talker) (string, *talker, string) {
+	t.Helper()
 	resp, body := b.do(t, "POST", "/v1/calls", "application/sdp", []byte(peertest.Offer(t, tk.pc)))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("create: %d %s", resp.StatusCode, body)
@@ -216,18 +242,24 @@ func (k keyPress) wantMS() int64 {
 	return int64(k.updates+1) * 20
 }
 
-// keyPackets returns the RFC 4733 packets of k, 20 ms apart from its start.
+// keyPackets returns the RFC 4733 packets of k, 20 ms apart from its start,
+// at Opus's clock.
 func keyPackets(k keyPress, ts0 uint32, start time.Duration) []sendItem {
+	return keyPacketsAt(media.FrameSamples, k, ts0, start)
+}
+
+// keyPacketsAt is keyPackets at a clock of step units per 20 ms.
+func keyPacketsAt(step int, k keyPress, ts0 uint32, start time.Duration) []sendItem {
 	var items []sendItem
-	ts := ts0 + uint32(k.frame*media.FrameSamples)
+	ts := ts0 + uint32(k.frame*step)
 	at := start + time.Duration(k.frame)*media.FrameDuration
 	for u := 1; u <= k.updates; u++ {
-		d := uint16(u * media.FrameSamples)
+		d := uint16(u * step)
 		items = append(items, sendItem{at: at, ts: ts, dtmf: true, marker: k.marker && u == 1, payload: []byte{k.code, 10, byte(d >> 8), byte(d)}, frame: -1})
 		at += media.FrameDuration
 	}
 	if !k.endLost {
-		d := uint16((k.updates + 1) * media.FrameSamples)
+		d := uint16((k.updates + 1) * step)
 		for range 3 {
 			items = append(items, sendItem{at: at, ts: ts, dtmf: true, payload: []byte{k.code, 0x80 | 10, byte(d >> 8), byte(d)}, frame: -1})
 			at += media.FrameDuration

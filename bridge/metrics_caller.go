@@ -24,7 +24,7 @@ func newCallerMetrics(reg prometheus.Registerer) *callerMetrics {
 	m := &callerMetrics{
 		packets: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "voicebridge_caller_packets_received_total",
-			Help: "RTP packets received on callers' tracks, by kind: audio (Opus), dtmf (RFC 4733 telephone-event), other (malformed or an unknown payload type).",
+			Help: "RTP packets received on callers' tracks, by kind: audio (Opus or G.711), dtmf (RFC 4733 telephone-event), other (malformed or an unknown payload type).",
 		}, []string{"kind"}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "voicebridge_caller_packets_lost_total",

@@ -33,14 +33,15 @@ type sipInfo struct {
 }
 
 // sipLeg is the SIP side of a call that came in over SIP: its dialog and
-// plain RTP transport (package sip owns both), and the caller's receive
-// path. Such a Session has no peer connection.
+// plain RTP transport (package sip owns both), and the queue its caller's
+// packets take to the call's receive loop (caller_rx.go). Such a Session
+// has no peer connection.
 type sipLeg struct {
 	call      *sip.Call
 	codec     string        // "pcmu", "pcma" or "opus"
 	started   chan struct{} // closed by the caller's ACK
 	startOnce sync.Once
-	rx        *sipRx
+	rx        *rtpQueue
 }
 
 // hangup ends the dialog with BYE (nothing if the caller ended it). A nil
@@ -133,9 +134,6 @@ func (a sipAcceptor) Accept(ctx context.Context, sc *sip.Call) (sip.CallHandler,
 	fail := func(err error, label string) (sip.CallHandler, error) {
 		c.cancel(err)
 		c.teardown()
-		if c.sip.rx != nil {
-			c.sip.rx.close()
-		}
 		s.unreserve()
 		s.metrics.callsRejected.WithLabelValues(label).Inc()
 		return nil, err
@@ -147,7 +145,7 @@ func (a sipAcceptor) Accept(ctx context.Context, sc *sip.Call) (sip.CallHandler,
 	if err := c.newMedia(media.StreamConfig{Writer: w, Codec: codec, DTMFPayloadType: streamDTMFPT}); err != nil {
 		return fail(err, "error")
 	}
-	if c.sip.rx, err = newSIPRx(c, codec, m); err != nil {
+	if c.sip.rx, err = c.startSIPRx(codec, m); err != nil {
 		return fail(err, "error")
 	}
 	if err := c.dialTTS(ctx); err != nil {
@@ -168,7 +166,6 @@ func (a sipAcceptor) Accept(ctx context.Context, sc *sip.Call) (sip.CallHandler,
 		_ = conn.Close()
 		c.cancel(err)
 		c.teardown()
-		c.sip.rx.close()
 		s.unreserve()
 		return nil, fmt.Errorf("%w: %v", sip.ErrBusy, err)
 	}
@@ -231,14 +228,14 @@ func (h sipHandler) Started() {
 	l.startOnce.Do(func() { close(l.started) })
 }
 
-// HandleRTP takes the caller's audio and key presses (transport goroutine).
-func (h sipHandler) HandleRTP(p *rtp.Packet) { h.c.sip.rx.packet(p, time.Now()) }
+// HandleRTP queues the caller's audio and key presses for the call's
+// receive loop (transport goroutine; never blocks).
+func (h sipHandler) HandleRTP(p *rtp.Packet) { h.c.sip.rx.push(p, time.Now()) }
 
 // Ended ends the call with the SIP side's cause and waits until it is torn
 // down (the transport closes after Ended returns, so the pacer stops first).
 func (h sipHandler) Ended(cause error) {
 	h.c.Close(sipCause(cause))
-	h.c.sip.rx.close()
 }
 
 // sipCause maps the SIP side's end to the call's cause (the bots' "closed"

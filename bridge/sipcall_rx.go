@@ -1,7 +1,7 @@
 package bridge
 
 import (
-	"encoding/binary"
+	"context"
 	"sync"
 	"time"
 
@@ -11,209 +11,138 @@ import (
 	"github.com/voicebridge/voicebridge/media"
 )
 
-// sipRxFIFO bounds the decoded caller audio not yet cut into 20 ms frames,
-// per rate (PCM16LE bytes): several 20 ms frames at 48 kHz.
-const sipRxFIFO = 16 << 10
+// sipRxQueue is how many of the caller's packets wait between a SIP call's
+// RTP transport and its receive loop: 32 packets, 640 ms of 20 ms audio.
+// The loop takes each at once; only a stalled loop fills it, and then the
+// oldest packet is dropped (it is counted lost and concealed).
+const sipRxQueue = 32
 
-// sipRx is a SIP call's receive path: the caller's RTP (G.711 or Opus)
-// decoded in arrival order into 20 ms PCM16 frames for every listening bot
-// rate, and RFC 4733 key presses into "dtmf" events. It runs on the RTP
-// transport's read goroutine (sipHandler.HandleRTP); mu only makes close
-// (at the call's end) safe against a last packet. It allocates when bots
-// come or go, never per packet.
-type sipRx struct {
-	c       *Session
-	m       *callerMetrics
-	codec   media.Codec
-	audioPT uint8
-	dtmfPT  uint8
-	dtmf    *media.DTMFReceiver // nil without telephone-event
-
-	mu      sync.Mutex
-	closed  bool // guarded by mu
-	loss    media.LossCounter
-	version uint64
-	g711    media.Decoder // 8 kHz, for G.711 calls
-	pcm     []int16       // one decoded packet
-	raw     []byte        // pcm as PCM16LE
-	rates   [4]sipRate    // 8, 16, 24, 48 kHz
-	out     []byte        // one packet at a rate, PCM16LE
-}
-
-// sipRate is the caller audio at one listening rate.
-type sipRate struct {
-	rate    int
-	sinks   []*audioSink
-	dec     media.Decoder // Opus decoded at rate
-	up      *interpolator // G.711's 8 kHz to rate (nil at 8 kHz)
-	fifo    []byte        // PCM16LE not yet cut into 20 ms frames
-	fill    int
-	arrival int64
-	dropped func()
-}
-
-func newSIPRx(c *Session, codec media.Codec, m sip.Media) (*sipRx, error) {
-	x := &sipRx{
-		c:       c,
-		m:       c.srv.metrics.caller,
-		codec:   codec,
-		audioPT: m.Codec.PayloadType,
-		dtmfPT:  m.DTMFPayloadType,
-		pcm:     make([]int16, 5760),
-		raw:     make([]byte, 2*5760),
-		out:     make([]byte, sipRxFIFO),
-	}
+// sipCodecs are the receive loop's codecs of a SIP call: the answer's audio
+// payload type and its telephone-event, at the codec's clock.
+func sipCodecs(codec media.Codec, m sip.Media) rxCodecs {
+	rc := rxCodecs{audio: m.Codec.PayloadType, codec: codec, hasAudio: true}
 	if m.HasDTMF {
-		d, err := media.NewDTMFReceiver(int(m.Codec.ClockRate), 0, c.onDTMF)
-		if err != nil {
-			return nil, err
-		}
-		x.dtmf = d
+		rc.addDTMF(m.DTMFPayloadType, int(m.Codec.ClockRate))
 	}
-	if codec.IsG711() {
-		dec, err := media.NewG711Decoder(codec)
-		if err != nil {
-			return nil, err
-		}
-		x.g711 = dec
-	}
-	for i, r := range []int{8000, 16000, 24000, 48000} {
-		x.rates[i] = sipRate{rate: r, fifo: make([]byte, sipRxFIFO), dropped: x.m.dropped.Inc}
-	}
-	return x, nil
+	return rc
 }
 
-// packet takes one RTP packet from the caller.
-func (x *sipRx) packet(p *rtp.Packet, now time.Time) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.closed {
-		return
+// startSIPRx starts a SIP call's receive loop (a goroutine of the call,
+// stopped by its context) fed by the queue sipHandler.HandleRTP fills.
+func (c *Session) startSIPRx(codec media.Codec, m sip.Media) (*rtpQueue, error) {
+	l, err := newRxLoop(c, sipCodecs(codec, m))
+	if err != nil {
+		return nil, err
 	}
-	if lost := x.loss.Add(p.SequenceNumber); lost > 0 {
-		x.m.lost.Add(float64(lost))
+	q := newRTPQueue(c.ctx)
+	c.wg.Go(func() { l.run(q) })
+	return q, nil
+}
+
+// queuedPacket is a packet waiting in an rtpQueue: the header fields the
+// receive loop reads and a copy of the payload.
+type queuedPacket struct {
+	marker  bool
+	pt      uint8
+	seq     uint16
+	ts      uint32
+	ssrc    uint32
+	arrival time.Time
+	n       int
+	payload [1500]byte
+}
+
+// rtpQueue hands a SIP call's packets from the RTP transport's read
+// goroutine (push, which never blocks but for the ring's short lock) to
+// the call's receive loop (next, its rxSource). A ring of sipRxQueue
+// packets allocated once.
+type rtpQueue struct {
+	ctx   context.Context // the call's: its end ends the source
+	ready chan struct{}   // cap 1: a packet was pushed
+	timer *time.Timer     // next's deadline; used by the loop only
+	buf   []byte          // the payload of the packet next returned
+
+	mu sync.Mutex
+	// The following fields are guarded by mu.
+	ring     [sipRxQueue]queuedPacket
+	head, n  int
+	overflow uint64 // packets dropped because the loop fell behind
+}
+
+func newRTPQueue(ctx context.Context) *rtpQueue {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &rtpQueue{ctx: ctx, ready: make(chan struct{}, 1), timer: t, buf: make([]byte, 1500)}
+}
+
+// push queues a copy of p that arrived at arrival; a full ring drops its
+// oldest packet.
+func (q *rtpQueue) push(p *rtp.Packet, arrival time.Time) {
+	q.mu.Lock()
+	if q.n == sipRxQueue {
+		q.head = (q.head + 1) % sipRxQueue
+		q.n--
+		q.overflow++
 	}
-	if v := x.c.rx.version.Load(); v != x.version {
-		x.version = v
-		x.resync()
-	}
-	switch {
-	case x.dtmf != nil && p.PayloadType == x.dtmfPT:
-		if x.dtmf.Push(p.Timestamp, p.Payload, now) != nil {
-			x.m.otherPackets.Inc()
-		} else {
-			x.m.dtmfPackets.Inc()
-		}
-	case p.PayloadType == x.audioPT:
-		x.m.audioPackets.Inc()
-		x.audio(p.Payload, now.UnixNano())
+	s := &q.ring[(q.head+q.n)%sipRxQueue]
+	s.marker, s.pt, s.seq, s.ts, s.ssrc, s.arrival = p.Marker, p.PayloadType, p.SequenceNumber, p.Timestamp, p.SSRC, arrival
+	s.n = copy(s.payload[:], p.Payload)
+	q.n++
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
 	default:
-		x.m.otherPackets.Inc()
-	}
-	if x.dtmf != nil {
-		x.dtmf.Poll(now) // a key press whose end packets were lost
 	}
 }
 
-// audio decodes one packet for every rate a bot listens at.
-func (x *sipRx) audio(payload []byte, arrival int64) {
-	if x.g711 != nil {
-		n, err := x.g711.Decode(payload, x.pcm)
-		if err != nil || n == 0 {
-			x.m.otherPackets.Inc()
-			return
+// pop moves the oldest packet into pkt (its payload into q.buf).
+func (q *rtpQueue) pop(pkt *rtp.Packet) (time.Time, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.n == 0 {
+		return time.Time{}, false
+	}
+	s := &q.ring[q.head]
+	q.head = (q.head + 1) % sipRxQueue
+	q.n--
+	pkt.Version, pkt.Marker, pkt.PayloadType, pkt.SequenceNumber, pkt.Timestamp, pkt.SSRC = 2, s.marker, s.pt, s.seq, s.ts, s.ssrc
+	pkt.Payload = q.buf[:copy(q.buf, s.payload[:s.n])]
+	return s.arrival, true
+}
+
+// next is the receive loop's rxSource.
+func (q *rtpQueue) next(pkt *rtp.Packet, deadline time.Time) (time.Time, error) {
+	for {
+		if q.ctx.Err() != nil {
+			return time.Time{}, errRxEnd
 		}
-		for k, v := range x.pcm[:n] {
-			binary.LittleEndian.PutUint16(x.raw[2*k:], uint16(v))
+		if at, ok := q.pop(pkt); ok {
+			return at, nil
 		}
-		for i := range x.rates {
-			x.rates[i].arrival = arrival
-		}
-		for i := range x.rates {
-			r := &x.rates[i]
-			switch {
-			case len(r.sinks) == 0:
-			case r.up == nil:
-				_, _ = r.Write(x.raw[:2*n])
-			default:
-				_, _ = r.Write(x.out[:r.up.run(x.pcm[:n], x.out)])
+		var due <-chan time.Time
+		if !deadline.IsZero() {
+			d := time.Until(deadline)
+			if d <= 0 {
+				return time.Time{}, errRxDue
 			}
+			q.timer.Reset(d)
+			due = q.timer.C
 		}
-		return
-	}
-	for i := range x.rates {
-		r := &x.rates[i]
-		if len(r.sinks) == 0 || r.dec == nil {
-			continue
-		}
-		n, err := r.dec.Decode(payload, x.pcm)
-		if err != nil {
-			continue
-		}
-		for k, v := range x.pcm[:n] {
-			binary.LittleEndian.PutUint16(x.raw[2*k:], uint16(v))
-		}
-		r.arrival = arrival
-		_, _ = r.Write(x.raw[:2*n])
-	}
-}
-
-// Write takes decoded PCM16LE at r's rate (from the decoder or from the
-// resampler) and queues every whole 20 ms frame on r's sockets.
-func (r *sipRate) Write(p []byte) (int, error) {
-	frame, total := r.rate/50*2, len(p)
-	for len(p) > 0 {
-		n := copy(r.fifo[r.fill:], p)
-		r.fill += n
-		p = p[n:]
-		off := 0
-		for r.fill-off >= frame {
-			for _, s := range r.sinks {
-				if s.push(r.fifo[off:off+frame], r.arrival) {
-					r.dropped()
-				}
-			}
-			off += frame
-		}
-		r.fill = copy(r.fifo, r.fifo[off:r.fill])
-		if n == 0 { // cannot happen with a FIFO bigger than a frame
-			break
-		}
-	}
-	return total, nil
-}
-
-// resync copies the listening sockets after bots came or went and makes
-// the decoder or resampler of a rate that gets its first listener.
-func (x *sipRx) resync() {
-	x.c.rx.mu.Lock()
-	sinks := x.c.rx.sinks
-	x.c.rx.mu.Unlock()
-	for i := range x.rates {
-		r := &x.rates[i]
-		var first bool
-		r.sinks, first = sinksAt(r.sinks, sinks, r.rate)
-		if !first {
-			continue
-		}
-		r.fill = 0
-		var err error
-		switch {
-		case x.g711 == nil:
-			r.dec, err = media.NewDecoder(r.rate)
-		case r.rate != media.G711SampleRate:
-			r.up = newInterpolator(r.rate / media.G711SampleRate)
-		}
-		if err != nil {
-			x.c.log.Error("sip caller audio", "rate", r.rate, "err", err)
-			r.sinks = r.sinks[:0]
+		select {
+		case <-q.ready:
+			q.timer.Stop()
+		case <-due:
+			return time.Time{}, errRxDue
+		case <-q.ctx.Done():
+			q.timer.Stop()
+			return time.Time{}, errRxEnd
 		}
 	}
 }
 
-// close ends the receive path: later packets are ignored.
-func (x *sipRx) close() {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	x.closed = true
+// dropped is the number of packets the queue dropped.
+func (q *rtpQueue) dropped() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.overflow
 }

@@ -399,44 +399,68 @@ func TestSIPOpusCall(t *testing.T) {
 	bot.expect(t, "closed")
 }
 
-// TestSIPReceiveAllocs: the SIP receive path (G.711 decode, 8 → 16 kHz,
-// 20 ms frames onto a listening socket's ring) allocates nothing per
-// packet once a bot listens. The ring is not drained: no socket writer
-// runs, so only the receive path is counted.
+// TestSIPReceiveAllocs: a SIP G.711 call's per-packet receive path — the
+// transport's push onto the call's queue, the loop's pop, jitter buffer,
+// G.711 decoding with concealment (one packet in ten is lost), 8 → 16 kHz,
+// 20 ms frames onto a listening socket's ring and its writer's pop —
+// allocates nothing.
 func TestSIPReceiveAllocs(t *testing.T) {
-	b := newBridge(t, Config{})
-	c := b.srv.newCallState(newID(), callOptions{})
-	defer c.cancel(nil)
-	c.addSink(newAudioSink(16000))
-	x, err := newSIPRx(c, media.CodecPCMU, sip.Media{
-		Codec:   sip.Codec{Name: "pcmu", PayloadType: 0, ClockRate: 8000, Channels: 1, FrameSamples: 160},
-		HasDTMF: true, DTMFPayloadType: 101,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.close()
-	payload := make([]byte, 160)
-	pcm := make([]int16, 160)
-	for i := range pcm {
-		pcm[i] = int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000))
-	}
-	media.EncodeG711(payload, pcm, media.CodecPCMU)
-	p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 9}, Payload: payload}
-	now := time.Now()
-	step := func() {
-		p.SequenceNumber++
-		p.Timestamp += 160
-		now = now.Add(20 * time.Millisecond)
-		x.packet(p, now)
-	}
-	for range 50 {
-		step()
-	}
-	if n := testing.AllocsPerRun(500, step); n != 0 {
-		t.Fatalf("%.1f allocations per packet, want 0", n)
-	}
-	if c.rx.sinks[0].n == 0 {
-		t.Fatal("no frame reached the listening socket's ring")
+	for _, codec := range []media.Codec{media.CodecPCMU, media.CodecPCMA} {
+		t.Run(codec.String(), func(t *testing.T) {
+			b := newBridge(t, Config{})
+			c := b.srv.newCallState(newID(), callOptions{})
+			defer c.cancel(nil)
+			sink := newAudioSink(16000)
+			c.addSink(sink)
+			l, err := newRxLoop(c, sipCodecs(codec, sip.Media{
+				Codec:   sip.Codec{Name: codec.String(), PayloadType: codec.PayloadType(), ClockRate: 8000, Channels: 1, FrameSamples: 160},
+				HasDTMF: true, DTMFPayloadType: 101,
+			}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := newRTPQueue(c.ctx)
+			payload := make([]byte, 160)
+			pcm := make([]int16, 160)
+			for i := range pcm {
+				pcm[i] = int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000))
+			}
+			media.EncodeG711(payload, pcm, codec)
+			p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: codec.PayloadType(), SSRC: 9}, Payload: payload}
+			var got rtp.Packet
+			frame := make([]byte, sink.frameBytes)
+			start := time.Now()
+			k, frames := 0, 0
+			step := func() {
+				now := start.Add(time.Duration(k) * 20 * time.Millisecond)
+				if k%10 != 5 {
+					p.SequenceNumber, p.Timestamp = uint16(k), uint32(k*160)
+					q.push(p, now)
+					at, err := q.next(&got, time.Time{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					l.packet(&got, at)
+				}
+				k++
+				l.due(now.Add(20 * time.Millisecond)) // the jitter buffer's wait has passed
+				for {
+					if _, ok := sink.pop(frame); !ok {
+						break
+					}
+					frames++
+				}
+			}
+			for range 50 {
+				step()
+			}
+			if n := testing.AllocsPerRun(500, step); n != 0 {
+				t.Fatalf("%.1f allocations per packet, want 0", n)
+			}
+			st := l.jb.Stats()
+			if st.Concealed < 50 || frames < k-2 {
+				t.Fatalf("%d frames for %d packets, %+v: the path was not exercised", frames, k, st)
+			}
+		})
 	}
 }

@@ -151,6 +151,7 @@ type uac struct {
 	toTag   string
 	cseq    int
 	opus    bool        // offer Opus (PT 96) instead of PCMU
+	pcma    bool        // offer PCMA (PT 8) instead of PCMU
 	direct  bool        // send ACK and BYE straight to the 200 OK's Contact (past a proxy)
 	msgs    chan string // SIP messages from the bridge, but BYEs
 	byes    chan string // BYE requests from the bridge (answered 200)
@@ -281,13 +282,19 @@ func (u *uac) requestOn(branch, method string, cseq int, body string) {
 		method, u.srv, u.local(), branch, u.fromTag, to, u.callID, cseq, method, u.local(), ct, len(body), body))
 }
 
-// offer is a G.711 μ-law offer with telephone-event at our RTP port.
+// offer is a G.711 μ-law (or A-law, or Opus) offer with telephone-event at
+// our RTP port.
 func (u *uac) offer() string {
 	port := u.rtpConn.LocalAddr().(*net.UDPAddr).Port
 	if u.opus {
 		return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
 			"m=audio " + strconv.Itoa(port) + " RTP/AVP 96 97\r\n" +
 			"a=rtpmap:96 opus/48000/2\r\na=rtpmap:97 telephone-event/48000\r\na=sendrecv\r\n"
+	}
+	if u.pcma {
+		return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
+			"m=audio " + strconv.Itoa(port) + " RTP/AVP 8 101\r\n" +
+			"a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
 	}
 	return "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n" +
 		"m=audio " + strconv.Itoa(port) + " RTP/AVP 0 101\r\n" +

@@ -150,31 +150,3 @@ func (e g711Encoder) Encode(pcm []int16, out []byte) (int, error) {
 func (g711Encoder) Reset() error   { return nil }
 func (g711Encoder) Lookahead() int { return 0 }
 func (g711Encoder) Close() error   { return nil }
-
-// g711Decoder decodes the caller's G.711 packets at 8 kHz (the Decoder of
-// a G.711 call). G.711 has no FEC; PLC repeats nothing: it is silence.
-type g711Decoder struct{ c Codec }
-
-// NewG711Decoder returns a Decoder for PCMU or PCMA packets, producing PCM16
-// at 8 kHz. Pure Go: it works without cgo.
-func NewG711Decoder(c Codec) (Decoder, error) {
-	if !c.IsG711() {
-		return nil, fmt.Errorf("%w: %v is not G.711", ErrInvalidConfig, c)
-	}
-	return g711Decoder{c}, nil
-}
-
-func (d g711Decoder) Decode(packet []byte, pcm []int16) (int, error) {
-	if len(packet) > len(pcm) {
-		return 0, fmt.Errorf("%w: %d-byte G.711 packet, room for %d samples", ErrBadPacket, len(packet), len(pcm))
-	}
-	return DecodeG711(pcm, packet, d.c), nil
-}
-
-// DecodeFEC: G.711 carries no FEC; the lost frame is concealed as silence.
-func (d g711Decoder) DecodeFEC(_ []byte, pcm []int16) error { clear(pcm); return nil }
-
-// DecodePLC conceals a lost frame as silence.
-func (d g711Decoder) DecodePLC(pcm []int16) error { clear(pcm); return nil }
-
-func (g711Decoder) SampleRate() int { return G711SampleRate }

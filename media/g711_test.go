@@ -110,16 +110,24 @@ func TestG711Codec(t *testing.T) {
 	if _, err := NewStream(StreamConfig{Writer: &recorder{}, Codec: Codec(7)}); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("NewStream with codec 7: %v", err)
 	}
-	if _, err := NewG711Decoder(CodecOpus); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := NewG711Decoder(CodecOpus, 8000); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("NewG711Decoder(opus): %v", err)
 	}
-	d, err := NewG711Decoder(CodecPCMA)
+	for _, rate := range []int{0, 11025, 12000, 44100} {
+		if _, err := NewG711Decoder(CodecPCMU, rate); !errors.Is(err, ErrUnsupportedRate) {
+			t.Fatalf("NewG711Decoder at %d Hz: %v", rate, err)
+		}
+	}
+	d, err := NewG711Decoder(CodecPCMA, 8000)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pcm := make([]int16, 160)
 	if _, err := d.Decode(make([]byte, 161), pcm); !errors.Is(err, ErrBadPacket) {
 		t.Fatalf("oversized packet: %v", err)
+	}
+	if _, err := d.Decode(nil, pcm); !errors.Is(err, ErrBadPacket) {
+		t.Fatalf("empty packet: %v", err)
 	}
 	if n, err := d.Decode(G711Silence(CodecPCMA), pcm); err != nil || n != 160 || d.SampleRate() != 8000 {
 		t.Fatalf("silence: %d, %v", n, err)
@@ -128,6 +136,16 @@ func TestG711Codec(t *testing.T) {
 		if v < -16 || v > 16 {
 			t.Fatalf("silence decodes to %d at %d", v, i)
 		}
+	}
+	d16, err := NewG711Decoder(CodecPCMU, 16000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d16.DecodePLC(make([]int16, 3)); !errors.Is(err, ErrBadPacket) {
+		t.Fatalf("concealing half a sample: %v", err)
+	}
+	if _, err := d16.Decode(G711Silence(CodecPCMU), make([]int16, 160)); !errors.Is(err, ErrBadPacket) {
+		t.Fatalf("160 samples at 16 kHz into room for 160: %v", err)
 	}
 	if _, err := NewResamplerTo(nil, 8000, 44100, ResampleDefault); !errors.Is(err, ErrUnsupportedRate) {
 		t.Fatalf("resampler to 44100: %v", err)

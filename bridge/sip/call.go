@@ -138,7 +138,7 @@ func (s *Server) runCall(req *siplib.Request, tx siplib.ServerTransaction) {
 	})
 	if err != nil {
 		log.Warn("sip: no RTP port", "error", err)
-		_ = dtx.Respond(siplib.StatusServiceUnavailable, "Service Unavailable", nil)
+		reject(tx, dtx, siplib.StatusServiceUnavailable, "Service Unavailable")
 		return
 	}
 	defer tr.Close()
@@ -205,7 +205,7 @@ func (s *Server) runCall(req *siplib.Request, tx siplib.ServerTransaction) {
 		}
 		code, reason := statusOf(err)
 		log.Info("sip: call not taken", "status", code, "error", err)
-		_ = dtx.Respond(code, reason, nil)
+		reject(tx, dtx, code, reason)
 		end(err)
 		return
 	}
@@ -219,7 +219,7 @@ func (s *Server) runCall(req *siplib.Request, tx siplib.ServerTransaction) {
 func (s *Server) answered(c *Call, h CallHandler, tx siplib.ServerTransaction) error {
 	body, err := c.answer(c.Media())
 	if err != nil {
-		_ = c.dtx.Respond(siplib.StatusInternalServerError, "Server Internal Error", nil)
+		reject(tx, c.dtx, siplib.StatusInternalServerError, "Server Internal Error")
 		return err
 	}
 	c.Transport.Start(h.HandleRTP)
@@ -450,4 +450,16 @@ func sanitize(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// reject sends a final error response to the INVITE of dtx (with the
+// dialog's To tag) and returns at once. sipgo's DialogServerSession.Respond
+// would wait for the caller's ACK of it, until the transaction ends (Timer
+// H, 64·T1 = 32 s), holding the call's goroutine, its registration and
+// Shutdown for a caller that never ACKs. The INVITE server transaction
+// retransmits the response and absorbs the ACK on its own (RFC 3261
+// §17.2.1), and Shutdown's closing of the user agent ends it.
+func reject(tx siplib.ServerTransaction, dtx *sipgo.DialogServerSession, code int, reason string) {
+	res := siplib.NewResponseFromRequest(dtx.InviteRequest, code, reason, nil)
+	_ = tx.Respond(res)
 }

@@ -65,7 +65,8 @@ type Server struct {
 
 	ctx       context.Context // cancelled by Shutdown
 	cancel    context.CancelCauseFunc
-	wg        sync.WaitGroup // serve loops and calls
+	wg        sync.WaitGroup // calls
+	serving   sync.WaitGroup // the serve loops: one per listener
 	closeOnce sync.Once      // listeners and the user agent
 	nextID    atomic.Uint64  // SDP session ids
 	bindIP    netip.Addr     // RTP binds here: the first listen host, or all interfaces
@@ -201,11 +202,11 @@ func New(cfg Config, acc Acceptor) (*Server, error) {
 		}
 		actual := ListenAddr{Network: b.l.Network, Addr: net.JoinHostPort(b.host, fmt.Sprint(b.port))}
 		s.addrs = append(s.addrs, actual)
-		s.wg.Add(1)
+		s.serving.Add(1)
 		if b.udp != nil {
 			s.listeners = append(s.listeners, b.udp)
 			go func(c *net.UDPConn) {
-				defer s.wg.Done()
+				defer s.serving.Done()
 				if err := s.srv.ServeUDP(c); err != nil && s.ctx.Err() == nil {
 					s.log.Error("sip: serve udp ended", "error", err)
 				}
@@ -213,7 +214,7 @@ func New(cfg Config, acc Acceptor) (*Server, error) {
 		} else {
 			s.listeners = append(s.listeners, b.tcp)
 			go func(l net.Listener) {
-				defer s.wg.Done()
+				defer s.serving.Done()
 				err := s.srv.ServeTCP(l) // always non-nil
 				if s.ctx.Err() == nil {
 					s.log.Error("sip: serve tcp ended", "error", err)
@@ -293,6 +294,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		_ = s.ua.Close()
 	})
+	// The serve loops end as soon as their sockets are closed: always joined,
+	// even past ctx, so no sipgo reader outlives Shutdown (only calls still
+	// ending, e.g. a BYE waiting for its answer, are bounded by ctx).
+	s.serving.Wait()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {

@@ -4,21 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 )
 
-// target is a process this tool started and measures: the bridge, or the
-// embedded TTS server beside it. Its PID is known, so its CPU and memory
-// are read from /proc.
+// target is a process this tool started and measures (the bridge, or the
+// embedded TTS server beside it), so its CPU and memory are read from /proc.
 type target struct {
 	Base string // http://127.0.0.1:port (the TTS: its ws:// URL)
 	PID  int
@@ -31,11 +29,7 @@ type target struct {
 
 var errNotReady = errors.New("load: process did not become ready")
 
-// ttsPath is the Faseeh dialect's path on the embedded TTS server.
-const ttsPath = "/api/v1/text-to-speech"
-
-// buildBridge builds ./cmd/voicebridge of the module whose root is root
-// into bin.
+// buildBridge builds ./cmd/voicebridge of the module at root into bin.
 func buildBridge(ctx context.Context, root, bin string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "nolibopusfile", "-o", bin, "./cmd/voicebridge")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
@@ -45,36 +39,32 @@ func buildBridge(ctx context.Context, root, bin string) error {
 	return nil
 }
 
-// startTargets starts what a run measures: the embedded TTS as its own
+// startTargets starts what a run measures: the embedded TTS in its own
 // process ("voicebridge tts-server", so that its synthesis is not counted
 // as the bridge's CPU), then the bridge using it, with extra flags. Logs go
-// to dir/name.log and dir/name-tts.log. Stop both when done.
+// to dir/name-tts.log and dir/name.log. Stop both when done.
 func startTargets(ctx context.Context, bin string, extra []string, dir, name string) (bridge, tts *target, err error) {
-	tts, err = startProc(ctx, bin, []string{"tts-server"}, nil, filepath.Join(dir, name+"-tts.log"), "")
-	if err != nil {
+	if tts, err = startProc(ctx, bin, []string{"tts-server"}, filepath.Join(dir, name+"-tts.log"), ""); err != nil {
 		return nil, nil, err
 	}
-	tts.Base = "ws" + strings.TrimPrefix(tts.Base, "http") + ttsPath
-	args := append([]string{"-tts-url", tts.Base}, extra...)
-	bridge, err = startProc(ctx, bin, nil, args, filepath.Join(dir, name+".log"), "/healthz")
-	if err != nil {
+	tts.Base = "ws" + strings.TrimPrefix(tts.Base, "http") + "/api/v1/text-to-speech" // the Faseeh dialect
+	if bridge, err = startProc(ctx, bin, append([]string{"-tts-url", tts.Base}, extra...), filepath.Join(dir, name+".log"), "/healthz"); err != nil {
 		tts.stop()
 		return nil, nil, err
 	}
 	return bridge, tts, nil
 }
 
-// startProc runs bin with pre, -listen on a free loopback port, then
-// extra, and waits until it answers HTTP: with 200 on health if set, else
-// with anything.
-func startProc(ctx context.Context, bin string, pre, extra []string, logPath, health string) (*target, error) {
+// startProc runs bin with args and -listen on a free loopback port, and
+// waits until it answers HTTP: 200 on health if set, else anything.
+func startProc(ctx context.Context, bin string, args []string, logPath, health string) (*target, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	addr := l.Addr().String()
 	l.Close()
-	args := append(append(append([]string{}, pre...), "-listen", addr), extra...)
+	args = append(slices.Clone(args), "-listen", addr)
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -84,10 +74,9 @@ func startProc(ctx context.Context, bin string, pre, extra []string, logPath, he
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	// If this tool dies, so does what it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // if this tool dies, so does what it started
 	// No VOICEBRIDGE_* variables from this environment: only our flags.
-	cmd.Env = bridgeEnv(os.Environ())
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "VOICEBRIDGE_") })
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, err
@@ -97,10 +86,10 @@ func startProc(ctx context.Context, bin string, pre, extra []string, logPath, he
 		t.exitErr = cmd.Wait()
 		close(t.done)
 	}()
-	// This tool runs reniced; what it measures runs at the normal priority.
+	// This tool runs reniced; what it measures at the normal priority.
 	// Threads started before the first pass are caught by the second.
 	_ = renice(t.PID, 0)
-	if err := t.waitReady(ctx, health, 30*time.Second); err != nil {
+	if err := t.waitReady(ctx, health); err != nil {
 		t.stop()
 		return nil, fmt.Errorf("%w: %s %s (log: %s): %v", errNotReady, bin, strings.Join(args, " "), logPath, err)
 	}
@@ -108,11 +97,12 @@ func startProc(ctx context.Context, bin string, pre, extra []string, logPath, he
 	return t, nil
 }
 
-// waitReady polls t.Base+health until it answers (200 if health is set).
-func (t *target) waitReady(ctx context.Context, health string, limit time.Duration) error {
+// waitReady polls t.Base+health for up to 30 s until it answers (200 if
+// health is set).
+func (t *target) waitReady(ctx context.Context, health string) error {
 	hc := &http.Client{Timeout: time.Second}
 	defer hc.CloseIdleConnections()
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		if !sleepUntil(ctx, time.Now().Add(100*time.Millisecond)) {
 			return ctx.Err()
 		}
@@ -121,29 +111,13 @@ func (t *target) waitReady(ctx context.Context, health string, limit time.Durati
 			return fmt.Errorf("exited: %v", t.exitErr)
 		default:
 		}
-		resp, err := hc.Get(t.Base + health)
-		if err != nil {
-			continue
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if health == "" || resp.StatusCode == http.StatusOK {
+		_, _, err := request(ctx, hc, http.MethodGet, t.Base+health, "", nil, http.StatusOK)
+		var se *statusError
+		if err == nil || health == "" && errors.As(err, &se) {
 			return nil
 		}
 	}
 	return errors.New("timed out")
-}
-
-// bridgeEnv drops VOICEBRIDGE_* variables so that only the flags this tool
-// passes configure the bridge under test.
-func bridgeEnv(env []string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, "VOICEBRIDGE_") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }
 
 // stop sends SIGTERM (the bridge shuts down gracefully), and SIGKILL after

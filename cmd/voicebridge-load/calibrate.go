@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/voicebridge/voicebridge/media"
 )
 
 // utteranceTexts are what the bots say: Arabic, like the default voice, of
@@ -30,13 +32,13 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 	defer func() { tgt.stop(); tts.stop() }()
 	hc := &http.Client{Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
-	rx, err := newRxSocket(rxBatchSleep)
+	rx, err := newRxSocket(media.CodecOpus, false)
 	if err != nil {
 		return nil, err
 	}
 	defer rx.close()
 	win := &window{}
-	c, err := dialCall(ctx, hc, rx, tgt.Base, 0, formJSON, false, win)
+	c, err := dialCall(ctx, hc, rx, tgt.Base, 0, false, win)
 	if err != nil {
 		return nil, fmt.Errorf("load: calibration call: %w", err)
 	}

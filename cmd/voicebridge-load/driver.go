@@ -1,13 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -35,48 +38,28 @@ type utterance struct {
 type driveConfig struct {
 	Duty       float64 // fraction of the time speaking, 0 ≤ Duty ≤ 1 (0: idle calls)
 	BargeEvery int     // interrupt every k-th utterance of a call (0: never)
+	Listen     bool    // every call's bot WebSocket listens to the caller (?listen=pcm_16000)
 	Utterances []utterance
 }
 
-// driveResult is what the bots saw, merged over calls.
+// driveResult is what the bots saw in the window, merged over calls.
 type driveResult struct {
-	mu       sync.Mutex
-	Texts    int
-	TextErrs int
-	Missed   int             // texts whose speech never reached the receiver before the next text
-	Barge    []time.Duration // clear sent → last speech packet received (signed)
-	BargeNA  int             // clears sent when nothing was playing (not measured)
-	Events   map[string]int  // bot WebSocket events by type
-	FirstErr string
+	mu                               sync.Mutex // guards all but heard
+	Texts, TextErrs, Missed, BargeNA int        // Missed: texts whose speech was not heard before the next; BargeNA: clears when nothing played
+	Barge                            []time.Duration
+	Events                           map[string]int // bot WebSocket events by type, all the run
+	FirstErr                         string
+	heard                            atomic.Uint64 // caller audio messages the bots got
 }
 
-// reset forgets what was seen before the window (but the events).
-func (r *driveResult) reset() {
+func (r *driveResult) do(f func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.Barge, r.BargeNA, r.Texts, r.TextErrs, r.Missed = nil, 0, 0, 0, 0
-}
-
-// into copies the results into rep, once the bots are closed.
-func (r *driveResult) into(rep *runReport) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rep.Barge = summarize(r.Barge)
-	rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = r.BargeNA, r.Texts, r.TextErrs, r.Missed
-	for k, v := range r.Events {
-		rep.Events[k] = v
-	}
-	if rep.FirstErr == "" {
-		rep.FirstErr = r.FirstErr
-	}
+	f()
 }
 
 func (r *driveResult) fail(what string, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.FirstErr == "" {
-		r.FirstErr = fmt.Sprintf("%s: %v", what, err)
-	}
+	r.do(func() { r.FirstErr = cmp.Or(r.FirstErr, fmt.Sprintf("%s: %v", what, err)) })
 }
 
 // bot drives one call.
@@ -88,17 +71,22 @@ type bot struct {
 	mode driveMode
 	res  *driveResult
 	rng  *rand.Rand
+	win  *window
 
 	ws     *websocket.Conn
 	wsDone chan struct{}
 }
 
-// open dials the bot WebSocket in ws mode and starts its reader.
+// open dials the bot WebSocket (in ws mode, or to listen) and starts its
+// reader.
 func (b *bot) open(ctx context.Context) error {
-	if b.mode != driveWS {
+	if b.mode != driveWS && !b.cfg.Listen {
 		return nil
 	}
 	u := "ws" + strings.TrimPrefix(b.base, "http") + b.call.Location + "/ws"
+	if b.cfg.Listen {
+		u += "?listen=pcm_16000"
+	}
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second}
 	ws, resp, err := d.DialContext(ctx, u, nil)
 	if resp != nil && resp.Body != nil {
@@ -113,21 +101,26 @@ func (b *bot) open(ctx context.Context) error {
 	return nil
 }
 
-// readEvents counts the bridge's events until the socket closes.
+// readEvents counts the bridge's events and caller audio messages until
+// the socket closes.
 func (b *bot) readEvents() {
 	defer close(b.wsDone)
 	for {
-		_, msg, err := b.ws.ReadMessage()
+		typ, r, err := b.ws.NextReader()
 		if err != nil {
 			return
 		}
+		if typ == websocket.BinaryMessage {
+			if _, err := io.Copy(io.Discard, r); err == nil && b.win.contains(time.Now().UnixNano()) {
+				b.res.heard.Add(1)
+			}
+			continue
+		}
 		var ev struct{ Type string }
-		if json.Unmarshal(msg, &ev) != nil || ev.Type == "" {
+		if json.NewDecoder(r).Decode(&ev) != nil || ev.Type == "" {
 			ev.Type = "unparsed"
 		}
-		b.res.mu.Lock()
-		b.res.Events[ev.Type]++
-		b.res.mu.Unlock()
+		b.res.do(func() { b.res.Events[ev.Type]++ })
 	}
 }
 
@@ -170,18 +163,13 @@ func (b *bot) run(ctx context.Context) {
 		if b.call.Stats.lastSpeech.Load() > arm-int64(idleBefore) {
 			arm = 0
 		}
-		if b.call.Stats.firstAudio.from.Swap(arm) != 0 {
-			b.res.mu.Lock()
-			b.res.Missed++
-			b.res.mu.Unlock()
-		}
+		missed := b.call.Stats.firstAudio.from.Swap(arm) != 0
 		err := b.text(ctx, u.Text)
-		b.res.mu.Lock()
-		b.res.Texts++
-		if err != nil {
-			b.res.TextErrs++
-		}
-		b.res.mu.Unlock()
+		b.res.do(func() {
+			b.res.Missed += boolInt(missed)
+			b.res.Texts++
+			b.res.TextErrs += boolInt(err != nil)
+		})
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -225,15 +213,13 @@ func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time
 	if !sleepUntil(ctx, time.Now().Add(400*time.Millisecond)) {
 		return clearAt
 	}
-	b.res.mu.Lock()
-	defer b.res.mu.Unlock()
-	if !playing {
-		b.res.BargeNA++
-		return clearAt
-	}
-	// Signed: negative when the last speech packet left before the clear
-	// was sent (the very next frame was silence).
-	b.res.Barge = append(b.res.Barge, time.Duration(b.call.Stats.lastSpeech.Load()-at))
+	b.res.do(func() {
+		if playing { // signed: negative when the last speech packet left before the clear
+			b.res.Barge = append(b.res.Barge, time.Duration(b.call.Stats.lastSpeech.Load()-at))
+		} else {
+			b.res.BargeNA++
+		}
+	})
 	return clearAt
 }
 
@@ -267,16 +253,17 @@ func (b *bot) post(ctx context.Context, path string, body []byte, want int) erro
 
 // sleepUntil waits for t or ctx; it reports whether t was reached.
 func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
 	select {
-	case <-tm.C:
-		return true
+	case <-time.After(time.Until(t)):
+		return ctx.Err() == nil
 	case <-ctx.Done():
 		return false
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -27,7 +27,13 @@ type summary struct {
 	GorPerCall   float64 `json:"goroutines_per_call"`
 	SpeechCPU    float64 `json:"cpu_s_per_speech_s"` // continuous speech
 	VsFFmpeg     float64 `json:"speech_vs_ffmpeg"`   // SpeechCPU ÷ ffmpeg's per audio-second
-	Note         string  `json:"note,omitempty"`     // where the numbers come from, if not from this tool
+	// G.711 (PCMU) and two-way (Opus) runs at the final N.
+	G711P99      float64 `json:"g711_pacing_p99_ms,omitempty"`
+	G711CPUMs    float64 `json:"g711_cpu_ms_per_call_s,omitempty"`
+	TwoWayP99    float64 `json:"two_way_pacing_p99_ms,omitempty"`
+	TwoWayCPUMs  float64 `json:"two_way_cpu_ms_per_call_s,omitempty"`
+	TwoWayCaller float64 `json:"two_way_caller_frames_delivered,omitempty"` // fraction
+	Note         string  `json:"note,omitempty"`                            // where the numbers come from, if not from this tool
 }
 
 // summarizeReport picks the summary's numbers out of r.
@@ -44,6 +50,13 @@ func summarizeReport(r *report) summary {
 		s.P99Ms, s.CPUPerCallMs = f.PacingP99, round(f.CPUPerCallMs, 3)
 		s.RSSPerCall, s.GorPerCall = round(f.RSSPerCallKiB/1024, 3), round(f.GorPerCall, 1)
 	}
+	if g := r.G711; g != nil {
+		s.G711P99, s.G711CPUMs = g.PacingP99, round(g.CPUPerCallMs, 3)
+	}
+	if t := r.TwoWay; t != nil {
+		s.TwoWayP99, s.TwoWayCPUMs = t.PacingP99, round(t.CPUPerCallMs, 3)
+		s.TwoWayCaller = round(pct(t.CallerFrames, t.CallerExpected)/100, 4)
+	}
 	if r.Idle != nil {
 		s.IdleCPUMs = round(r.Idle.CPUPerCallMs, 3)
 	}
@@ -58,7 +71,11 @@ func summarizeReport(r *report) summary {
 	return s
 }
 
+// readSummary reads the summary at path (none if path is empty).
 func readSummary(path string) (*summary, error) {
+	if path == "" {
+		return nil, nil
+	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -99,6 +116,11 @@ func printDelta(w io.Writer, last *summary, now summary) {
 	add("RSS/call", last.RSSPerCall, now.RSSPerCall, "%.2f MiB")
 	add("goroutines/call", last.GorPerCall, now.GorPerCall, "%.1f")
 	add("× ffmpeg", last.VsFFmpeg, now.VsFFmpeg, "%.2f")
+	add("G.711 p99", last.G711P99, now.G711P99, "%.2f ms")
+	add("G.711 CPU/call", last.G711CPUMs, now.G711CPUMs, "%.2f ms")
+	add("two-way p99", last.TwoWayP99, now.TwoWayP99, "%.2f ms")
+	add("two-way CPU/call", last.TwoWayCPUMs, now.TwoWayCPUMs, "%.2f ms")
+	add("caller frames delivered", last.TwoWayCaller, now.TwoWayCaller, "%.4f")
 	if len(parts) == 0 {
 		parts = []string{"nothing measured in both"}
 	}

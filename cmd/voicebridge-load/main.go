@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/prometheus/procfs"
+	"github.com/voicebridge/voicebridge/media"
 )
 
 type options struct {
@@ -44,6 +45,8 @@ type options struct {
 	IdleCalls, CostCalls        int
 	BridgeArgs                  string
 	Peers, Perf, Last           string
+	Codec                       string
+	TwoWay                      bool
 	Timeout                     time.Duration
 }
 
@@ -72,7 +75,9 @@ func main() {
 	fs.StringVar(&o.Peers, "peers", "", "the peers' costs, as written by peers.sh (empty: no comparison)")
 	fs.StringVar(&o.Perf, "perf", "", "command run as CMD PID SECONDS during the final, idle and continuous runs; its output is reported (e.g. \"bash cmd/voicebridge-load/peers.sh perf\")")
 	fs.StringVar(&o.Last, "last", "", "summary of the previous result: compared with, then replaced by this one's (e.g. cmd/voicebridge-load/last-result.json)")
-	fs.DurationVar(&o.Timeout, "timeout", 20*time.Minute, "hard bound on the whole run")
+	fs.StringVar(&o.Codec, "codec", "opus", "what the receivers offer: opus, pcmu or pcma (a full run adds a pcmu run at the final N)")
+	fs.BoolVar(&o.TwoWay, "two-way", false, "receivers send caller audio and every bot listens (a full run adds a two-way run at the final N)")
+	fs.DurationVar(&o.Timeout, "timeout", 25*time.Minute, "hard bound on the whole run")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: voicebridge-load [flags]\n\nLoad, latency and cost report for voicebridge (loopback only).\n\n")
 		fs.PrintDefaults()
@@ -116,18 +121,23 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 	case o.Calls == 0 && (o.Start < 1 || o.Max < o.Start || o.Probes < 1):
 		return fmt.Errorf("%w: the search needs 1 ≤ -start ≤ -max and -probes ≥ 1", errFlags)
 	}
+	codec, err := media.ParseCodec(o.Codec)
+	if err != nil {
+		return fmt.Errorf("%w: -codec: %v", errFlags, err)
+	}
 	r := &report{Started: time.Now(), Machine: machine(), Settings: settings,
 		Config: fmt.Sprintf("duty %.0f%%, barge every %d, window %v, final %v, idle %d, continuous %d, bridge-args %q",
 			100*o.Duty, o.BargeEvery, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, o.BridgeArgs)}
+	if codec != media.CodecOpus || o.TwoWay { // named only if not the default, so older results compare
+		r.Config += fmt.Sprintf(", codec %v, two-way %v", codec, o.TwoWay)
+	}
 	if o.Peers != "" {
 		if r.Peers, err = readPeers(o.Peers); err != nil {
 			return err
 		}
 	}
-	if o.Last != "" {
-		if r.Last, err = readSummary(o.Last); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if r.Last, err = readSummary(o.Last); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
 	}
 	if err := renice(0, generatorNice); err != nil {
 		log.Warn("renice", "err", err)
@@ -142,7 +152,7 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 		return err
 	}
 	base := runOptions{
-		Warmup: o.Warmup, Window: o.Window, Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery},
+		Warmup: o.Warmup, Window: o.Window, Codec: codec, TwoWay: o.TwoWay, Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery},
 		Bin: bin, BridgeArgs: append([]string{"-udp-ports", "40000-59999"}, strings.Fields(o.BridgeArgs)...), LogDir: filepath.Join(out, "logs"), PerfCmd: strings.Fields(o.Perf), Log: log, // -udp-ports: the receivers share one socket, which the shared-port bridge cannot tell apart (README "Deployment")
 	}
 	defer func() {
@@ -175,23 +185,17 @@ func machine() machineInfo {
 			m.Model = ci[0].ModelName
 		}
 	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.Kernel = "Linux " + strings.TrimSpace(string(b))
-	}
-	if b, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
-		m.Commit = strings.TrimSpace(string(b))
-	}
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	m.Kernel = "Linux " + strings.TrimSpace(string(b))
+	b, _ = exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	m.Commit = strings.TrimSpace(string(b))
 	return m
 }
 
 func loadavg() string {
-	fs, err := procfs.NewDefaultFS()
-	if err != nil {
-		return "?"
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
 	}
-	l, err := fs.LoadAvg()
-	if err != nil {
-		return "?"
-	}
-	return fmt.Sprintf("%.2f %.2f %.2f", l.Load1, l.Load5, l.Load15)
+	return "?"
 }

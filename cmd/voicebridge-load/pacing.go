@@ -1,88 +1,117 @@
 package main
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 const (
-	opusClock     = 48000                 // RTP clock of Opus, RFC 7587 §4.1
 	frameDuration = 20 * time.Millisecond // the contract's frame
-	frameTicks    = opusClock / 50        // 960
-	// lateThreshold: a packet whose arrival is more than one frame behind
-	// the stream's own grid (anchored on its earliest packet) is late.
+	// lateThreshold: a packet more than one frame behind its stream's own
+	// grid (anchored on its earliest packet) is late.
 	lateThreshold = frameDuration
-	// pacingLimit and pacingWidth size the per-call pacing histogram.
-	pacingWidth = 10 * time.Microsecond
-	pacingLimit = 100 * time.Millisecond
-	// maxGap: a forward sequence jump larger than this is a stream reset,
-	// not loss.
-	maxGap = 3000
-	// pauseFrames: silence-sized frames between speech frames shorter than
-	// this (500 ms) are a pause inside a talkspurt (the codec sends tiny
-	// frames for digital silence inside speech), not the end of it.
+	pacingWidth   = 10 * time.Microsecond // per-call pacing histogram: bucket
+	pacingLimit   = 100 * time.Millisecond
+	maxGap        = 3000 // a larger forward sequence jump is a stream reset, not loss
+	// pauseFrames: fewer silence frames than this (500 ms) between speech
+	// frames are a pause inside a talkspurt, not its end.
 	pauseFrames = 25
-	// silenceProbe: how many of a call's first packets (sent while it is
-	// idle) teach the receiver the size of the bridge's silence frame.
+	// silenceProbe: a call's first packets (sent while idle) teach the
+	// receiver the size of the bridge's silence frame.
 	silenceProbe = 5
 )
 
-// window is a run's measurement window in Unix nanoseconds (kernel receive
-// time). Packets outside it still drive speech detection but are not
-// counted. Zero end means open.
-type window struct {
-	start, end atomic.Int64
+// rtpHeader is what the receivers read of an SRTP packet: SRTP (RFC 3711
+// §3.1) encrypts only the payload. PayloadLen includes the authentication
+// tag (constant per session), so it still tells silence from speech.
+type rtpHeader struct {
+	Marker     bool
+	Seq        uint16
+	Timestamp  uint32
+	PayloadLen int
 }
+
+var errNotRTP = errors.New("load: not an RTP packet")
+
+// isRTP tells RTP from what else shares an ICE/DTLS/SRTP 5-tuple: the first
+// byte (RFC 7983 §7), then the payload type (RFC 5761 §4: RTCP types
+// 192..223 are payload types 64..95 with the marker bit).
+func isRTP(b []byte) bool {
+	if len(b) < 2 || b[0] < 128 || b[0] > 191 {
+		return false
+	}
+	pt := b[1] & 0x7f
+	return pt < 64 || pt > 95
+}
+
+// parseRTPHeader reads b's header into h (reused: no allocation).
+func parseRTPHeader(h *rtp.Header, b []byte) (rtpHeader, error) {
+	n, err := h.Unmarshal(b)
+	if err != nil || h.Version != 2 {
+		return rtpHeader{}, errors.Join(errNotRTP, err)
+	}
+	return rtpHeader{h.Marker, h.SequenceNumber, h.Timestamp, len(b) - n}, nil
+}
+
+// window is a run's measurement window in Unix ns (kernel receive time).
+// Packets outside it still drive speech detection but are not counted.
+// Zero end means open.
+type window struct{ start, end atomic.Int64 }
 
 func (w *window) contains(t int64) bool {
 	s, e := w.start.Load(), w.end.Load()
 	return s != 0 && t >= s && (e == 0 || t <= e)
 }
 
-// callStats is one call's receive-side accounting. OnPacket is called only
-// by the goroutine that reads the call's socket; the speech fields it shares
-// with the driver are atomics or behind mu.
+// callStats is one call's receive-side accounting. OnPacket runs only on
+// the socket's reading goroutine; what it shares with the driver is atomic
+// or behind a mutex.
 type callStats struct {
-	win *window
+	win   *window
+	clock int64 // RTP clock: 48000 (Opus) or 8000 (G.711)
 
-	// Owned by the reading goroutine.
-	started bool
-	lastT   int64  // kernel receive time of the previous packet, ns
-	lastSeq uint16 // previous sequence number
-	extTS   int64  // unwrapped RTP timestamp of the previous packet
+	started bool // the rest: owned by the reading goroutine
+	lastT   int64
+	lastSeq uint16
 	lastTS  uint32
-	anchor  int64 // min over packets of t − extTS·1e9/48000
+	extTS   int64 // unwrapped timestamp of the previous packet
+	anchor  int64 // min over packets of t − extTS/clock
 	silence silenceSize
+	pause   int    // silence frames since the last speech frame (≤ pauseFrames)
+	pauseIn uint64 // of those, in the window
 
-	Pacing      *Histogram // |inter-arrival − RTP-timestamp spacing|, in window
-	Packets     uint64     // in window
-	Speech      uint64     // talkspurt time in window, in frames: speech-sized packets and the pauses between them
-	SpeechSized uint64     // speech-sized packets in window
-	pause       int        // silence-sized packets since the last speech packet (up to pauseFrames)
-	pauseIn     uint64     // of those, in the window
-	Gaps        uint64     // packets missing by sequence number, in window
-	Reorder     uint64     // packets older than their predecessor, in window
-	Skips       uint64     // frames skipped: timestamp jumped > 960 with no seq gap
-	Late        uint64     // packets more than lateThreshold behind the grid
-	Markers     uint64     // talkspurts begun (marker bit), in window
+	Pacing      *Histogram // |inter-arrival − timestamp spacing|, in window
+	Packets     uint64     // in window, and so are the counts below
+	Speech      uint64     // talkspurt time in frames: speech frames and the pauses between them
+	SpeechSized uint64
+	Gaps        uint64 // missing by sequence number
+	Reorder     uint64
+	Skips       uint64 // frames skipped: timestamp jumped > 1 frame with no seq gap
+	Late        uint64 // more than lateThreshold behind the grid
+	Markers     uint64
 	Unparsed    uint64
 
-	// Shared with the driver.
-	lastSpeech atomic.Int64 // receive time of the newest speech packet
+	lastSpeech atomic.Int64 // shared with the driver: newest speech packet's time
 	firstAudio latencies    // text sent → first speech packet
 	toSilence  latencies    // clear sent → first silence packet
 }
 
-// latencies measures from an armed instant to the next packet of a kind.
-// The driver arms and takes; the reading goroutine hits.
+func newCallStats(w *window, clock int) *callStats {
+	return &callStats{win: w, clock: int64(clock), Pacing: NewHistogram(pacingWidth, pacingLimit)}
+}
+
+// latencies measures from an armed instant to the next packet of a kind:
+// the driver arms and takes, the reading goroutine hits.
 type latencies struct {
-	from atomic.Int64 // when non-zero: armed at this Unix ns time
+	from atomic.Int64 // armed at this Unix ns time if non-zero
 	mu   sync.Mutex
 	got  []time.Duration // guarded by mu
 }
 
-// arm starts a measurement from at (Unix ns), replacing any armed one.
 func (l *latencies) arm(at int64) { l.from.Store(at) }
 
 // hit records t − from if armed at or before t, and disarms.
@@ -103,67 +132,51 @@ func (l *latencies) take() []time.Duration {
 	return out
 }
 
-func newCallStats(w *window) *callStats {
-	return &callStats{win: w, Pacing: NewHistogram(pacingWidth, pacingLimit)}
-}
-
 // OnPacket accounts one RTP packet received at t (Unix ns, kernel time).
 func (c *callStats) OnPacket(t int64, h rtpHeader) {
 	in := c.win.contains(t)
-	if !c.started {
-		c.started = true
-		c.lastT, c.lastSeq, c.lastTS = t, h.Seq, h.Timestamp
-		c.anchor = t
-		c.speech(t, h, in)
-		if in {
-			c.Packets++
-		}
-		return
-	}
 	d := int16(h.Seq - c.lastSeq)
 	switch {
-	case d <= 0:
-		// Duplicate or reordered: it says nothing about pacing.
+	case !c.started || int(d) > maxGap: // the first packet, or a new stream
+		c.started, c.anchor, c.extTS = true, t, 0
+	case d <= 0: // duplicate or reordered: nothing about pacing
 		if in {
 			c.Reorder++
 			c.Packets++
 		}
 		return
-	case int(d) > maxGap:
-		// A new stream (e.g. a restarted sender): re-anchor.
-		c.started = false
-		c.OnPacket(t, h)
-		return
-	}
-	dts := int64(int32(h.Timestamp - c.lastTS))
-	c.extTS += dts
-	rel := t - c.extTS*int64(time.Second)/opusClock
-	if rel < c.anchor {
-		c.anchor = rel
-	}
-	if in {
-		c.Packets++
+	default:
+		dts := int64(int32(h.Timestamp - c.lastTS))
+		c.extTS += dts
+		rel := t - c.extTS*int64(time.Second)/c.clock
+		c.anchor = min(c.anchor, rel)
+		if !in {
+			break
+		}
 		if d > 1 {
 			c.Gaps += uint64(d - 1)
 		} else {
-			want := time.Duration(dts * int64(time.Second) / opusClock)
-			got := time.Duration(t - c.lastT)
-			c.Pacing.Add((got - want).Abs())
-			if dts > frameTicks {
-				c.Skips += uint64(dts/frameTicks - 1)
+			want := time.Duration(dts * int64(time.Second) / c.clock)
+			c.Pacing.Add((time.Duration(t-c.lastT) - want).Abs())
+			if ticks := c.clock / 50; dts > ticks {
+				c.Skips += uint64(dts/ticks - 1)
 			}
 		}
 		if time.Duration(rel-c.anchor) > lateThreshold {
 			c.Late++
 		}
 	}
+	if in {
+		c.Packets++
+	}
 	c.lastT, c.lastSeq, c.lastTS = t, h.Seq, h.Timestamp
 	c.speech(t, h, in)
 }
 
-// silenceSize learns the payload size of the bridge's silence frame: the
-// smallest of a stream's first packets, sent while its call is idle (the
-// driver has not spoken yet). Until then, only a marker means speech.
+// silenceSize learns the size of the bridge's silence frame: the smallest
+// of a stream's first packets, sent while its call is idle. Until then, and
+// for G.711 (whose silence is as large as speech), only a marker means
+// speech.
 type silenceSize struct{ n, size int }
 
 func (s *silenceSize) isSpeech(marker bool, size int) bool {

@@ -13,10 +13,13 @@ type feed struct {
 	ts  uint32
 }
 
+// frameTicks is an Opus frame's timestamp step, at 48 kHz.
+const frameTicks = 960
+
 func newFeed(seq uint16, ts uint32) *feed {
 	w := &window{}
 	w.start.Store(1) // everything counts
-	return &feed{c: newCallStats(w), t0: 1_000_000_000_000, seq: seq, ts: ts}
+	return &feed{c: newCallStats(w, 48000), t0: 1_000_000_000_000, seq: seq, ts: ts}
 }
 
 // send emits frame k (its grid time) with the given lateness and payload size.
@@ -191,5 +194,29 @@ func TestTalkspurtTimeIncludesShortPauses(t *testing.T) {
 	send(2, 13, false)
 	if f.c.SpeechSized != 13 || f.c.Speech != 23 {
 		t.Errorf("speech-sized %d, talkspurt frames %d; want 13 and 23", f.c.SpeechSized, f.c.Speech)
+	}
+}
+
+// TestPacingG711Clock: at 8 kHz a frame is 160 ticks; the same checks hold.
+func TestPacingG711Clock(t *testing.T) {
+	w := &window{}
+	w.start.Store(1)
+	c := newCallStats(w, 8000)
+	t0 := int64(1_000_000_000_000)
+	send := func(k int, seq uint16, late time.Duration) {
+		c.OnPacket(t0+int64(k)*int64(frameDuration)+int64(late), rtpHeader{Seq: seq, Timestamp: uint32(k * 160), PayloadLen: 170})
+	}
+	for k := range 10 {
+		send(k, uint16(k), 0)
+	}
+	send(10, 10, 2*time.Millisecond)
+	send(12, 11, 0) // frame 11 skipped: the timestamp jumps 320, no sequence gap
+	send(14, 13, 0) // one packet lost
+	send(15, 14, 25*time.Millisecond)
+	if c.Packets != 14 || c.Skips != 1 || c.Gaps != 1 || c.Late != 1 || c.Pacing.Max != 25*time.Millisecond {
+		t.Errorf("packets %d skips %d gaps %d late %d max %v", c.Packets, c.Skips, c.Gaps, c.Late, c.Pacing.Max)
+	}
+	if h := c.Pacing; h.Buckets[0] != 9 || h.Buckets[200] != 2 {
+		t.Errorf("perfect %d, 2 ms %d", h.Buckets[0], h.Buckets[200])
 	}
 }

@@ -15,15 +15,14 @@ import (
 
 // The peers (ffmpeg, GStreamer) are measured by peers.sh, at the encoder
 // settings this tool prints with -encoder, before the load runs; this tool
-// reads the script's result file (-peers) and divides voicebridge's cost
-// by each peer's.
+// reads the script's result (-peers) and divides voicebridge's cost by each
+// peer's.
 
-// encoderEnv is voicebridge's default encoding, read from the packages
-// themselves, as shell assignments for peers.sh. VBR is libopus' default
-// (constrained), which media leaves alone.
+// encoderEnv is voicebridge's default encoding, read from its packages, as
+// shell assignments for peers.sh. VBR is libopus' default (constrained),
+// which media leaves alone.
 func encoderEnv() []string {
 	e := media.DefaultEncoderConfig
-	rate := strings.TrimPrefix(bridge.DefaultTTSFormat, "pcm_")
 	return []string{
 		"OPUS_APPLICATION=" + e.Application.String(),
 		"OPUS_BITRATE=" + strconv.Itoa(e.Bitrate),
@@ -32,39 +31,33 @@ func encoderEnv() []string {
 		"OPUS_FEC=" + strconv.FormatBool(e.FEC),
 		"OPUS_LOSS=" + strconv.Itoa(e.PacketLossPercent),
 		"OPUS_DTX=" + strconv.FormatBool(e.DTX),
-		"PCM_RATE=" + rate,
+		"PCM_RATE=" + strings.TrimPrefix(bridge.DefaultTTSFormat, "pcm_"),
 		"SOXR_PRECISION=" + strconv.Itoa(soxrPrecision(media.DefaultResamplerQuality)),
 	}
 }
 
 // soxrPrecision maps media's resampler quality to the nearest precision
-// ffmpeg's aresample can ask soxr for (15–33 bits: soxr's 16-bit recipe
+// ffmpeg's aresample can ask soxr for (15–33 bits; soxr's 16-bit recipe
 // stands in for its low and medium ones).
 func soxrPrecision(q media.ResamplerQuality) int {
-	switch q {
-	case media.ResampleQuick:
-		return 15
-	case media.ResampleHigh:
-		return 20
-	case media.ResampleVeryHigh:
-		return 28
+	if p, ok := map[media.ResamplerQuality]int{media.ResampleQuick: 15, media.ResampleHigh: 20, media.ResampleVeryHigh: 28}[q]; ok {
+		return p
 	}
 	return 16
 }
 
-// peerResult is one peer's cost, as peers.sh measured it.
+// peerResult is one peer's cost; Marginal leaves out process start-up
+// (CPU of the full input − of a short one, ÷ the difference in audio).
 type peerResult struct {
 	Name      string  `json:"name"`
 	PerAudioS float64 `json:"cpu_s_per_audio_s"`
-	// Marginal leaves out process start-up: (CPU of the full input − CPU of
-	// a short one) ÷ the difference in audio.
-	Marginal float64 `json:"marginal_cpu_s_per_audio_s"`
+	Marginal  float64 `json:"marginal_cpu_s_per_audio_s"`
 }
 
-// peersFile is what peers.sh wrote: comment lines, among them the settings
+// peersFile is what peers.sh wrote: comment lines, the settings among them
 // as "# KEY=VALUE", and one line per peer, "name per-audio-s marginal".
 type peersFile struct {
-	Notes    []string     `json:"notes"` // the other comment lines
+	Notes    []string     `json:"notes"`
 	Settings []string     `json:"settings"`
 	Peers    []peerResult `json:"peers"`
 }
@@ -80,6 +73,8 @@ func readPeers(path string) (*peersFile, error) {
 	return parsePeers(f)
 }
 
+// parsePeers reads a peers file and fails unless its peers ran at
+// voicebridge's settings.
 func parsePeers(r io.Reader) (*peersFile, error) {
 	pf := &peersFile{}
 	sc := bufio.NewScanner(r)
@@ -97,31 +92,16 @@ func parsePeers(r io.Reader) (*peersFile, error) {
 		if len(f) == 0 {
 			continue
 		}
-		if len(f) != 3 {
-			return nil, fmt.Errorf("%w: line %d: %q", errPeersFile, n, line)
-		}
 		p := peerResult{Name: f[0]}
-		var e1, e2 error
-		p.PerAudioS, e1 = strconv.ParseFloat(f[1], 64)
-		p.Marginal, e2 = strconv.ParseFloat(f[2], 64)
-		if e1 != nil || e2 != nil || p.PerAudioS <= 0 {
+		if _, err := fmt.Sscan(strings.Join(f[1:], " "), &p.PerAudioS, &p.Marginal); len(f) != 3 || err != nil || p.PerAudioS <= 0 {
 			return nil, fmt.Errorf("%w: line %d: %q", errPeersFile, n, line)
 		}
 		pf.Peers = append(pf.Peers, p)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, err
+	if got, want := strings.Join(pf.Settings, " "), strings.Join(encoderEnv(), " "); got != want {
+		return nil, fmt.Errorf("%w: the peers ran at %q, voicebridge encodes at %q", errPeersFile, got, want)
 	}
-	return pf, pf.check()
-}
-
-// check fails if the peers were not measured at voicebridge's settings.
-func (pf *peersFile) check() error {
-	got := strings.Join(pf.Settings, " ")
-	if want := strings.Join(encoderEnv(), " "); got != want {
-		return fmt.Errorf("%w: the peers ran at %q, voicebridge encodes at %q", errPeersFile, got, want)
-	}
-	return nil
+	return pf, sc.Err()
 }
 
 // ratio is voicebridge's cost over a peer's, per audio-second.
@@ -135,26 +115,22 @@ type ratio struct {
 
 // ratios divides voicebridge's cost per audio-second, in continuous speech
 // and in the final run, by each peer's.
-func ratios(r *report) []ratio {
+func ratios(r *report) (out []ratio) {
 	if r.Peers == nil {
 		return nil
 	}
-	type basis struct {
-		name string
-		v    float64
-	}
-	var bs []basis
-	if c := r.Continuous; c != nil && c.CPUPerSpeechS > 0 {
-		bs = append(bs, basis{fmt.Sprintf("continuous speech, %d calls, per speech-second", c.Calls), c.CPUPerSpeechS})
-	}
-	if f := r.final(); f != nil && f.CPUPerWireS > 0 {
-		bs = append(bs, basis{fmt.Sprintf("%.0f%% duty, %d calls, per call-second", 100*f.Duty, f.Calls), f.CPUPerWireS})
-	}
-	var out []ratio
-	for _, b := range bs {
+	add := func(basis string, v float64) {
 		for _, p := range r.Peers.Peers {
-			out = append(out, ratio{Basis: b.name, Peer: p.Name, VB: round(b.v, 5), Other: p.PerAudioS, Ratio: round(b.v/p.PerAudioS, 3)})
+			if v > 0 {
+				out = append(out, ratio{basis, p.Name, round(v, 5), p.PerAudioS, round(v/p.PerAudioS, 3)})
+			}
 		}
+	}
+	if c := r.Continuous; c != nil {
+		add(fmt.Sprintf("continuous speech, %d calls, per speech-second", c.Calls), c.CPUPerSpeechS)
+	}
+	if f := r.final(); f != nil {
+		add(fmt.Sprintf("%.0f%% duty, %d calls, per call-second", 100*f.Duty, f.Calls), f.CPUPerWireS)
 	}
 	return out
 }

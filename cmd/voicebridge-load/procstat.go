@@ -12,23 +12,23 @@ import (
 	"github.com/prometheus/procfs"
 )
 
-// cpuSample is the CPU counters of the machine and of its processes at one
-// instant, read from /proc (procfs). Seconds of CPU throughout.
+// cpuSample is the CPU seconds of the machine (busy: all but idle and
+// iowait) and of every process at one instant, from /proc.
 type cpuSample struct {
 	at      time.Time
-	machine float64         // busy: everything but idle and iowait
-	procs   map[int]procCPU // every process, by PID
+	machine float64
+	procs   map[int]procCPU
 }
 
-// procCPU is one process's CPU so far: its own and that of its waited-for
-// children (the TTS server's espeak-ng).
+// procCPU is a process's CPU so far: its own and its waited-for children's
+// (the TTS server's espeak-ng).
 type procCPU struct {
 	comm           string
 	self, children float64
 }
 
-// sampleCPU reads every process and the machine. Processes that vanish
-// meanwhile are skipped.
+// sampleCPU reads the machine and every process (skipping those that
+// vanish meanwhile).
 func sampleCPU() cpuSample {
 	s := cpuSample{at: time.Now(), procs: map[int]procCPU{}}
 	fs, err := procfs.NewDefaultFS()
@@ -43,14 +43,14 @@ func sampleCPU() cpuSample {
 	for _, p := range procs {
 		if st, err := p.Stat(); err == nil {
 			const userHZ = 100 // the unit of /proc's CPU times on Linux
-			s.procs[p.PID] = procCPU{comm: st.Comm, self: st.CPUTime(), children: float64(st.CUTime+st.CSTime) / userHZ}
+			s.procs[p.PID] = procCPU{st.Comm, st.CPUTime(), float64(st.CUTime+st.CSTime) / userHZ}
 		}
 	}
 	return s
 }
 
-// cores is the CPU pid used between a and b, with its children's if
-// children is set, in cores; 0 if pid is unknown in either.
+// cores is the CPU pid used between a and b (with its children's if
+// children), in cores; 0 if pid is unknown in either.
 func cores(a, b cpuSample, pid int, children bool) float64 {
 	x, ok1 := a.procs[pid]
 	y, ok2 := b.procs[pid]
@@ -58,11 +58,10 @@ func cores(a, b cpuSample, pid int, children bool) float64 {
 	if !ok1 || !ok2 || wall <= 0 {
 		return 0
 	}
-	d := y.self - x.self
-	if children {
-		d += y.children - x.children
+	if !children {
+		x.children, y.children = 0, 0
 	}
-	return d / wall
+	return (y.self + y.children - x.self - x.children) / wall
 }
 
 // busyProc is a process that used CPU during a window.
@@ -72,22 +71,19 @@ type busyProc struct {
 	Cores float64 `json:"cores"`
 }
 
-// busiest returns the processes of b that used at least minCores since a,
-// except those in skip, busiest first, at most n. A PID whose name changed
-// was reused: all of its CPU is new.
+// busiest returns at most n processes of b, but those in skip, that used
+// at least minCores since a, busiest first. A PID whose name changed was
+// reused: all of its CPU is new.
 func busiest(a, b cpuSample, skip map[int]bool, minCores float64, n int) []busyProc {
-	wall := b.at.Sub(a.at).Seconds()
 	var out []busyProc
+	wall := b.at.Sub(a.at).Seconds()
 	for pid, y := range b.procs {
 		x := a.procs[pid]
-		if skip[pid] || wall <= 0 {
-			continue
-		}
 		if x.comm != y.comm {
 			x = procCPU{}
 		}
-		if c := (y.self - x.self) / wall; c >= minCores {
-			out = append(out, busyProc{PID: pid, Comm: y.comm, Cores: round(c, 3)})
+		if c := (y.self - x.self) / wall; !skip[pid] && c >= minCores {
+			out = append(out, busyProc{pid, y.comm, round(c, 3)})
 		}
 	}
 	slices.SortFunc(out, func(x, y busyProc) int { return cmp.Compare(y.Cores, x.Cores) })
@@ -101,33 +97,21 @@ func procRSS(pid int) (float64, error) {
 		return 0, err
 	}
 	st, err := p.Stat()
-	if err != nil {
-		return 0, err
-	}
-	return float64(st.ResidentMemory()), nil
+	return float64(st.ResidentMemory()), err
 }
 
-// renice sets the nice value of every thread of process pid (0: this
-// process). Linux applies nice per thread, and a new thread inherits its
-// creator's, so this walks /proc/PID/task.
-func renice(pid, nice int) error {
+// renice sets the nice value of every thread of process pid (0: this one):
+// Linux applies nice per thread, and a new thread inherits its creator's.
+func renice(pid, nice int) (first error) {
 	dir := "/proc/self/task"
 	if pid > 0 {
 		dir = fmt.Sprintf("/proc/%d/task", pid)
 	}
 	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	var first error
 	for _, e := range ents {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && first == nil {
-			first = err
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			first = cmp.Or(first, syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice))
 		}
 	}
-	return first
+	return cmp.Or(err, first)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,30 +17,33 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/logging"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/voicebridge/voicebridge/media"
 )
 
-// rxSocket is the timestamping loopback socket every receiving call shares,
-// with the ICE UDP mux that hands it to the calls' Pion stacks. The bridge
-// gives each call its own port, so the sender's address tells the call.
+// rxSocket is the timestamping loopback socket all receiving calls of a run
+// share, with the ICE UDP mux that hands it to their Pion stacks. The bridge
+// gives each call its own port: the sender's address tells the call.
 type rxSocket struct {
-	conn *tapConn
-	mux  *ice.UDPMuxDefault
-	api  *webrtc.API // every call's: Pion copies its media engine per peer
+	conn   *tapConn
+	mux    *ice.UDPMuxDefault
+	api    *webrtc.API
+	codec  media.Codec  // what the receivers offer
+	caller *callerAudio // two-way runs only
+	hdr    rtp.Header   // the reading goroutine's
 
 	mu      sync.RWMutex
 	calls   map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
 	unknown atomic.Uint64                  // RTP from no registered address
 }
 
-func newRxSocket(batchSleep time.Duration) (*rxSocket, error) {
-	r := &rxSocket{calls: map[netip.AddrPort]*callClient{}}
-	conn, err := listenTap(r.tap, batchSleep)
-	if err != nil {
+func newRxSocket(codec media.Codec, twoWay bool) (r *rxSocket, err error) {
+	r = &rxSocket{calls: map[netip.AddrPort]*callClient{}, codec: codec}
+	if r.conn, err = listenTap(r.tap, rxBatchSleep); err != nil {
 		return nil, err
 	}
-	r.conn = conn
-	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn, Logger: quietLogger{}.NewLogger("")})
+	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: r.conn, Logger: quietLogger{}.NewLogger("")})
 	var se webrtc.SettingEngine
 	se.SetICEUDPMux(r.mux)
 	se.SetIncludeLoopbackCandidate(true)
@@ -49,23 +51,34 @@ func newRxSocket(batchSleep time.Duration) (*rxSocket, error) {
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.LoggerFactory = quietLogger{}
 	var me webrtc.MediaEngine
-	if err := me.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: opusClock, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"},
-		PayloadType:        111,
-	}, webrtc.RTPCodecTypeAudio); err != nil {
+	err = me.RegisterCodec(codecParams(codec), webrtc.RTPCodecTypeAudio)
+	// An empty registry, not nil (Pion's defaults): receivers send no NACKs,
+	// reports or TWCC feedback, and run no per-call report loops.
+	r.api = webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
+	if err == nil && twoWay {
+		r.caller, err = startCallerAudio(codec)
+	}
+	if err != nil {
 		r.close()
 		return nil, err
 	}
-	// An empty registry, not nil (nil means Pion's defaults): receivers send
-	// no NACKs, reports or TWCC feedback, and run no per-call report loops.
-	r.api = webrtc.NewAPI(webrtc.WithMediaEngine(&me), webrtc.WithSettingEngine(se), webrtc.WithInterceptorRegistry(&interceptor.Registry{}))
 	return r, nil
 }
 
-// tap accounts one RTP packet; it runs on the mux's reading goroutine.
+// codecParams is the one codec a receiver offers.
+func codecParams(c media.Codec) webrtc.RTPCodecParameters {
+	if c.IsG711() {
+		return webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(c.PayloadType()),
+			RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: "audio/" + strings.ToUpper(c.String()), ClockRate: 8000, Channels: 1}}
+	}
+	return webrtc.RTPCodecParameters{PayloadType: 111,
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}}
+}
+
+// tap accounts one RTP packet, on the mux's reading goroutine; it says
+// whether Pion should get it (to decode). Read-locked while the stats
+// change, so that freeze stops all accounting.
 func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
-	// The read lock is held while the call's stats change, so that freeze
-	// can stop all accounting before the stats are read.
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	c := r.calls[from]
@@ -73,7 +86,7 @@ func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 		r.unknown.Add(1)
 		return true // Pion drops what it does not know
 	}
-	h, err := parseRTPHeader(b)
+	h, err := parseRTPHeader(&r.hdr, b)
 	if err != nil {
 		c.Stats.Unparsed++
 		return false
@@ -82,41 +95,43 @@ func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 	return c.Audio != nil
 }
 
-func (r *rxSocket) register(c *callClient) {
+// setCalls registers c's addresses (add) or forgets them.
+func (r *rxSocket) setCalls(c *callClient, add bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, a := range c.remotes {
-		r.calls[a] = c
-	}
-}
-
-func (r *rxSocket) unregister(c *callClient) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, a := range c.remotes {
-		if r.calls[a] == c {
+		if add {
+			r.calls[a] = c
+		} else if r.calls[a] == c {
 			delete(r.calls, a)
 		}
 	}
 }
 
-// freeze forgets every call: once it returns, no call's stats change any
-// more and they may be read from any goroutine.
+// freeze forgets every call: then no stats change any more and they may be
+// read from any goroutine.
 func (r *rxSocket) freeze() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	clear(r.calls)
 }
 
-// close closes the mux and with it the socket. Calls are closed first.
-func (r *rxSocket) close() error { return r.mux.Close() }
+// close stops the caller audio and closes the socket, after the calls.
+func (r *rxSocket) close() {
+	if r.caller != nil {
+		r.caller.stop()
+	}
+	if r.mux != nil {
+		_ = r.mux.Close()
+	}
+}
 
 // callClient is one receiving call: a Pion PeerConnection on the shared
-// socket, with its signaling state. Counting calls never let Pion decrypt
-// RTP; decoding calls (sampled) do, and check the audio.
+// socket. Counting calls never let Pion decrypt RTP; sampled calls decode
+// and check the audio.
 type callClient struct {
 	Index    int
-	Location string // the call's URL path, from the Location header
+	Location string // the call's URL path
 	Stats    *callStats
 	Audio    *audioCheck // nil unless sampled
 
@@ -128,19 +143,6 @@ type callClient struct {
 	closed  bool // guarded by mu: no decode goroutine starts after close
 }
 
-// signalForm is how POST /v1/calls carries the offer.
-type signalForm int
-
-const (
-	formJSON signalForm = iota // application/json {"sdp": ...}
-	formSDP                    // application/sdp, WHEP-shaped
-)
-
-var (
-	errNoLoopbackCandidate = errors.New("load: the answer has no loopback ICE candidate")
-	errSignal              = errors.New("load: POST /v1/calls failed")
-)
-
 // quietLogger silences Pion: thousands of peers would drown the report.
 type quietLogger struct{}
 
@@ -148,33 +150,28 @@ func (quietLogger) NewLogger(string) logging.LeveledLogger {
 	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, io.Discard)
 }
 
-// dialCall opens one call against the bridge at base (http://127.0.0.1:port)
-// and waits until its peer connection is connected.
-func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, form signalForm, sampled bool, win *window) (_ *callClient, err error) {
-	c := &callClient{Index: idx, Stats: newCallStats(win), rx: rx}
+// dialCall opens one call on the bridge at base (http://127.0.0.1:port)
+// with an application/sdp offer, and waits until it is connected.
+func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, sampled bool, win *window) (_ *callClient, err error) {
+	c := &callClient{Index: idx, Stats: newCallStats(win, rx.codec.ClockRate()), rx: rx}
 	defer func() {
 		if err != nil {
 			c.hangup(hc, base)
 			c.close()
 		}
 	}()
-	if sampled {
-		c.Audio = &audioCheck{}
-	}
 	if c.pc, err = rx.api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, err
 	}
-	connected, failed := make(chan struct{}), make(chan struct{})
-	var once, failOnce sync.Once
+	states := make(chan webrtc.PeerConnectionState, 8)
 	c.pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			once.Do(func() { close(connected) })
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			failOnce.Do(func() { close(failed) })
+		select {
+		case states <- s:
+		default:
 		}
 	})
 	if sampled {
+		c.Audio = &audioCheck{codec: rx.codec}
 		c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			c.mu.Lock()
 			defer c.mu.Unlock()
@@ -183,7 +180,13 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 			}
 		})
 	}
-	if _, err := c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+	var track *webrtc.TrackLocalStaticRTP
+	if rx.caller == nil {
+		_, err = c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
+	} else if track, err = webrtc.NewTrackLocalStaticRTP(codecParams(rx.codec).RTPCodecCapability, "caller", "load"); err == nil {
+		_, err = c.pc.AddTrack(track) // sendrecv
+	}
+	if err != nil {
 		return nil, err
 	}
 	offer, err := c.pc.CreateOffer(nil)
@@ -199,55 +202,41 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	var answer string
-	if c.Location, answer, err = postOffer(ctx, hc, base, c.pc.LocalDescription().SDP, form); err != nil {
+	b, h, err := request(ctx, hc, http.MethodPost, base+"/v1/calls", "application/sdp", []byte(c.pc.LocalDescription().SDP), http.StatusCreated)
+	if err != nil {
 		return nil, err
 	}
-	if answer, c.remotes, err = loopbackOnly(answer); err != nil {
+	if c.Location = h.Get("Location"); !strings.HasPrefix(c.Location, "/v1/calls/") {
+		return nil, fmt.Errorf("load: POST /v1/calls: Location %q", c.Location)
+	}
+	answer, remotes, err := loopbackOnly(string(b))
+	if err != nil {
 		return nil, err
 	}
-	rx.register(c)
+	c.remotes = remotes
+	rx.setCalls(c, true)
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
 		return nil, err
 	}
-	select {
-	case <-connected:
-		return c, nil
-	case <-failed:
-		return nil, errors.New("load: peer connection failed")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// postOffer performs POST /v1/calls in the given form and returns the
-// call's Location and the answer SDP.
-func postOffer(ctx context.Context, hc *http.Client, base, offer string, form signalForm) (loc, answer string, err error) {
-	ct, body := "application/sdp", []byte(offer)
-	if form == formJSON {
-		ct = "application/json"
-		body, _ = json.Marshal(map[string]string{"sdp": offer})
-	}
-	b, h, err := request(ctx, hc, http.MethodPost, base+"/v1/calls", ct, body, http.StatusCreated)
-	if err != nil {
-		return "", "", err
-	}
-	answer = string(b)
-	if form == formJSON {
-		var r struct{ SDP string }
-		if err := json.Unmarshal(b, &r); err != nil {
-			return "", "", fmt.Errorf("%w: answer JSON: %v", errSignal, err)
+	for {
+		select {
+		case s := <-states:
+			if s == webrtc.PeerConnectionStateConnected {
+				if track != nil {
+					rx.caller.add(track)
+				}
+				return c, nil
+			} else if s == webrtc.PeerConnectionStateFailed || s == webrtc.PeerConnectionStateClosed {
+				return nil, errors.New("load: peer connection failed")
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		answer = r.SDP
 	}
-	if loc = h.Get("Location"); !strings.HasPrefix(loc, "/v1/calls/") || answer == "" {
-		return "", "", fmt.Errorf("%w: Location %q, %d bytes of answer", errSignal, loc, len(answer))
-	}
-	return loc, answer, nil
 }
 
 // request sends one HTTP request and returns the response's body (up to
-// 1 MiB) and header; a status other than want is an error.
+// 1 MiB) and header; a status other than want is a *statusError.
 func request(ctx context.Context, hc *http.Client, method, url, contentType string, body []byte, want int) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
@@ -263,45 +252,45 @@ func request(ctx context.Context, hc *http.Client, method, url, contentType stri
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err == nil && resp.StatusCode != want {
-		err = fmt.Errorf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
+		err = &statusError{fmt.Sprintf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))}
 	}
 	return b, resp.Header, err
 }
+
+type statusError struct{ msg string }
+
+func (e *statusError) Error() string { return e.msg }
+
+var errNoLoopbackCandidate = errors.New("load: the answer has no loopback ICE candidate")
 
 // loopbackOnly drops every ICE candidate of sdp whose address is not a
 // loopback IP, so that no check is ever sent elsewhere, and fails if none
 // is left. It returns the addresses kept.
 func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
-	lines := strings.SplitAfter(sdp, "\n")
-	out := make([]string, 0, len(lines))
+	var out strings.Builder
 	var kept []netip.AddrPort
-	for _, l := range lines {
+	for _, l := range strings.SplitAfter(sdp, "\n") {
 		if c, ok := strings.CutPrefix(strings.TrimRight(l, "\r\n"), "a=candidate:"); ok {
-			f := strings.Fields(c)
-			// foundation component transport priority address port typ ...
+			f := strings.Fields(c) // foundation component transport priority address port typ ...
 			if len(f) < 6 {
 				continue
 			}
-			a, err := netip.ParseAddr(f[4])
-			if err != nil || !a.Unmap().IsLoopback() {
-				continue
-			}
-			port, err := strconv.ParseUint(f[5], 10, 16)
-			if err != nil {
+			a, err1 := netip.ParseAddr(f[4])
+			port, err2 := strconv.ParseUint(f[5], 10, 16)
+			if err1 != nil || err2 != nil || !a.Unmap().IsLoopback() {
 				continue
 			}
 			kept = append(kept, netip.AddrPortFrom(a.Unmap(), uint16(port)))
 		}
-		out = append(out, l)
+		out.WriteString(l)
 	}
 	if len(kept) == 0 {
 		return "", nil, errNoLoopbackCandidate
 	}
-	return strings.Join(out, ""), kept, nil
+	return out.String(), kept, nil
 }
 
-// hangup sends DELETE for the call; errors are ignored (the bridge may be
-// gone already).
+// hangup sends DELETE for the call, ignoring errors (the bridge may be gone).
 func (c *callClient) hangup(hc *http.Client, base string) {
 	if c.Location != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -319,6 +308,6 @@ func (c *callClient) close() {
 	if c.pc != nil {
 		_ = c.pc.Close()
 	}
-	c.rx.unregister(c)
+	c.rx.setCalls(c, false)
 	c.wg.Wait()
 }

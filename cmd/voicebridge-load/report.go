@@ -25,6 +25,8 @@ type report struct {
 	SearchMax  int               `json:"search_max"`
 	Finals     []*runReport      `json:"finals,omitempty"`    // every final run, in order
 	Confirmed  int               `json:"max_calls_confirmed"` // N whose final run passed; 0 if none
+	G711       *runReport        `json:"g711,omitempty"`      // at the final N, PCMU
+	TwoWay     *runReport        `json:"two_way,omitempty"`   // at the final N, Opus with caller audio
 	Continuous *runReport        `json:"continuous_speech,omitempty"`
 	Idle       *runReport        `json:"idle,omitempty"`
 	Peers      *peersFile        `json:"peers,omitempty"`
@@ -73,6 +75,8 @@ func yesNo(b bool) string {
 	return "NO"
 }
 
+func pct(a, b uint64) float64 { return 100 * float64(a) / float64(max(b, 1)) }
+
 func f3(v float64) string {
 	if v < 0 {
 		return "n/a"
@@ -99,16 +103,12 @@ func printReport(w io.Writer, r *report, now summary) {
 		tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "N\tpass 2/5 ms\tpacing p50\tp99\tmax ms\tlate br/rx\tgaps\tskips\trx pkts %\tduty\tbridge cores\tgen cores\ttts cores\tother cores\tCPU ms/call·s\tRSS KiB/call\tgor/call\tbusiest other\t")
 		for _, p := range r.Search {
-			rx := 0.0
-			if p.Expected > 0 {
-				rx = 100 * float64(p.Packets) / float64(p.Expected)
-			}
 			busy := "-"
 			if len(p.OtherProcs) > 0 {
 				busy = fmt.Sprintf("%s %.2f", p.OtherProcs[0].Comm, p.OtherProcs[0].Cores)
 			}
 			fmt.Fprintf(tw, "%d\t%s/%s\t%.3f\t%.3f\t%.3f\t%.0f/%d\t%d\t%d\t%.1f\t%.0f%%\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.0f\t%.1f\t%s\t\n",
-				p.Calls, yesNo(p.Pass), yesNo(p.Pass5), p.PacingP50, p.PacingP99, p.PacingMax, p.BridgeLate, p.RxLate, p.Gaps, p.Skips, rx, 100*p.DutyMeas,
+				p.Calls, yesNo(p.Pass), yesNo(p.Pass5), p.PacingP50, p.PacingP99, p.PacingMax, p.BridgeLate, p.RxLate, p.Gaps, p.Skips, pct(p.Packets, p.Expected), 100*p.DutyMeas,
 				p.BridgeCPU, p.GenCPU, p.TTSCPU, p.OtherCPU, p.CPUPerCallMs, p.RSSPerCallKiB, p.GorPerCall, busy)
 		}
 		tw.Flush()
@@ -132,11 +132,14 @@ func printReport(w io.Writer, r *report, now summary) {
 			}
 		}
 	}
-	if r.Idle != nil {
-		printRun(w, "idle calls (no text)", r.Idle)
-	}
-	if r.Continuous != nil {
-		printRun(w, "continuous speech (cost)", r.Continuous)
+	for _, x := range []struct {
+		title string
+		p     *runReport
+	}{{"G.711 (PCMU) at the final N", r.G711}, {"two-way (Opus, caller audio to listening bots) at the final N", r.TwoWay},
+		{"idle calls (no text)", r.Idle}, {"continuous speech (cost)", r.Continuous}} {
+		if x.p != nil {
+			printRun(w, x.title, x.p)
+		}
 	}
 	if pf := r.Peers; pf != nil {
 		fmt.Fprintf(w, "\npeers (peers.sh) at %s:\n", strings.Join(pf.Settings, " "))
@@ -190,6 +193,21 @@ func printSummary(w io.Writer, r *report, now summary) {
 	if i := r.Idle; i != nil {
 		row(fmt.Sprintf("idle call, N=%d", i.Calls), fmt.Sprintf("%.3f ms CPU per call-second, %.3f MiB, %.1f goroutines", i.CPUPerCallMs, i.RSSPerCallKiB/1024, i.GorPerCall), "[≤ 0.5 ms]")
 	}
+	for _, x := range []struct {
+		name string
+		p    *runReport
+	}{{"G.711 (PCMU)", r.G711}, {"two-way (Opus)", r.TwoWay}} {
+		f, p := r.final(), x.p
+		if p == nil || f == nil {
+			continue
+		}
+		v := fmt.Sprintf("pacing p50 %.3f p99 %.3f max %.3f ms, late %.0f/%d, gaps %d, %.3f ms CPU per call-second, %.2f bridge cores",
+			p.PacingP50, p.PacingP99, p.PacingMax, p.BridgeLate, p.RxLate, p.Gaps, p.CPUPerCallMs, p.BridgeCPU)
+		if p.TwoWay {
+			v += fmt.Sprintf(", caller frames delivered %.1f%%", pct(p.CallerFrames, p.CallerExpected))
+		}
+		row(fmt.Sprintf("%s at N=%d, pass=%s (final: p99 %.3f ms, %.3f ms/call·s)", x.name, p.Calls, yesNo(p.Pass), f.PacingP99, f.CPUPerCallMs), v, "[pass at the same N]")
+	}
 	if c := r.Continuous; c != nil {
 		vs := "no peers measured"
 		if now.VsFFmpeg > 0 {
@@ -204,8 +222,8 @@ func printSummary(w io.Writer, r *report, now summary) {
 }
 
 func printRun(w io.Writer, title string, p *runReport) {
-	fmt.Fprintf(w, "\n%s: N=%d calls, %.0f s window, duty target %.0f%% measured %.1f%%, pass=%s %s\n",
-		title, p.Calls, p.WindowS, 100*p.Duty, 100*p.DutyMeas, yesNo(p.Pass), p.Why)
+	fmt.Fprintf(w, "\n%s: N=%d calls, %s%s, %.0f s window, duty target %.0f%% measured %.1f%%, pass=%s %s\n",
+		title, p.Calls, p.Codec, map[bool]string{true: " two-way"}[p.TwoWay], p.WindowS, 100*p.Duty, 100*p.DutyMeas, yesNo(p.Pass), p.Why)
 	tw := tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)
 	row := func(k, v string) { fmt.Fprintf(tw, "  %s\t%s\n", k, v) }
 	row("pacing error |inter-arrival − 20 ms| (kernel rx time)", fmt.Sprintf("p50 %.3f  p99 %.3f  max %.3f ms", p.PacingP50, p.PacingP99, p.PacingMax))
@@ -220,6 +238,12 @@ func printRun(w io.Writer, title string, p *runReport) {
 	row("barge-in: clear → first silence packet", fmt.Sprintf("p50 %.1f  p99 %.1f  max %.1f ms (n=%d)", p.ClearToSilence.P50, p.ClearToSilence.P99, p.ClearToSilence.Max, p.ClearToSilence.N))
 	row("texts sent / errors / without speech before the next", fmt.Sprintf("%d / %d / %d", p.Texts, p.TextErrs, p.Missed))
 	row("bot WebSocket events", fmt.Sprintf("%v", p.Events))
+	if p.TwoWay {
+		row("caller frames received by bots / expected", fmt.Sprintf("%d / %d (%.1f%%)", p.CallerFrames, p.CallerExpected, pct(p.CallerFrames, p.CallerExpected)))
+	}
+	if p.Codec == "pcmu" || p.Codec == "pcma" {
+		row("G.711: speech and silence frames are the same size", "counting receivers see talkspurt starts only: duty, speech-second and barge-in rows do not apply")
+	}
 	a := p.Audio
 	row("decoded sample", fmt.Sprintf("%d calls: %d speech frames, %.0f%% above %d dBFS, mean %.1f dBFS; %d silence frames, loudest %.1f dBFS; %d decode errors",
 		a.Calls, a.SpeechFrames, 100*a.LoudFrac, loudDBFS, a.SpeechDBFS, a.SilenceFr, a.SilenceMaxDB, a.DecodeErrs))
@@ -235,7 +259,11 @@ func printRun(w io.Writer, title string, p *runReport) {
 		row("other busy processes (cores)", strings.Join(ps, ", "))
 	}
 	row("bridge CPU per call", fmt.Sprintf("%.3f ms per call-second (%.2f%% of a core)", p.CPUPerCallMs, p.CPUPerCallMs/10))
-	row("bridge CPU per audio-second: speech / on the wire", fmt.Sprintf("%.5f / %.5f s", p.CPUPerSpeechS, p.CPUPerWireS))
+	speech := "n/a" // G.711
+	if p.CPUPerSpeechS > 0 {
+		speech = fmt.Sprintf("%.5f", p.CPUPerSpeechS)
+	}
+	row("bridge CPU per audio-second: speech / on the wire", fmt.Sprintf("%s / %.5f s", speech, p.CPUPerWireS))
 	row("bridge RSS: idle → loaded, per call", fmt.Sprintf("%.1f → %.1f MiB, %.0f KiB", p.RSSBase, p.RSS, p.RSSPerCallKiB))
 	row("bridge goroutines: idle → loaded, per call", fmt.Sprintf("%.0f → %.0f, %.1f", p.GoroutinesBase, p.Goroutines, p.GorPerCall))
 	row("call setup (all N) / bridge shutdown", fmt.Sprintf("%.1f s (%d errors) / %.1f s", p.SetupS, p.SetupErr, p.ShutdownS))

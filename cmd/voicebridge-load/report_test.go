@@ -29,12 +29,17 @@ func sampleReport() *report {
 	idle.Name, idle.Calls, idle.CPUPerCallMs = "idle-100", 100, 1.97
 	cont := *run
 	cont.Name, cont.Calls, cont.CPUPerSpeechS = "continuous-20", 20, 0.0104
+	g711 := *run
+	g711.Name, g711.Codec, g711.PacingP99, g711.CPUPerCallMs = "g711-250", "pcmu", 1.5, 4.0
+	twoWay := *run
+	twoWay.Name, twoWay.Codec, twoWay.TwoWay, twoWay.PacingP99, twoWay.CPUPerCallMs = "two-way-250", "opus", true, 1.9, 6.6
+	twoWay.CallerFrames, twoWay.CallerExpected = 186000, 187500
 	r := &report{
 		Started: time.Unix(1700000000, 0), Finished: time.Unix(1700000600, 0),
 		Machine: machineInfo{CPUs: 2, Model: "Test CPU", Commit: "abc1234"}, Config: "cfg",
 		Utterances: []utterance{{Text: "x", Duration: 3 * time.Second}},
 		Search:     []*runReport{run, &failed}, MaxN: 250, MaxN5: 500, SearchMax: 1000,
-		Finals: []*runReport{run}, Confirmed: 250, Idle: &idle, Continuous: &cont,
+		Finals: []*runReport{run}, Confirmed: 250, Idle: &idle, Continuous: &cont, G711: &g711, TwoWay: &twoWay,
 		Peers: &peersFile{Settings: encoderEnv(), Notes: []string{"median of 3"}, Peers: []peerResult{
 			{Name: "ffmpeg", PerAudioS: 0.0052, Marginal: 0.0043},
 			{Name: "gstreamer", PerAudioS: 0.0047, Marginal: 0.0045},
@@ -47,7 +52,7 @@ func sampleReport() *report {
 func TestPrintReport(t *testing.T) {
 	var b bytes.Buffer
 	r := sampleReport()
-	r.Last = &summary{Date: "2026-11-21 01:51 UTC", Commit: "759f094", Machine: "2 × Test CPU", Config: "cfg", MaxN2: 200, IdleCPUMs: 1.97, VsFFmpeg: 1.93}
+	r.Last = &summary{Date: "2026-11-21 01:51 UTC", Commit: "759f094", Machine: "2 × Test CPU", Config: "cfg", MaxN2: 200, IdleCPUMs: 1.97, VsFFmpeg: 1.93, TwoWayCPUMs: 5.5}
 	printReport(&b, r, summarizeReport(r))
 	out := b.String()
 	for _, want := range []string{
@@ -64,7 +69,15 @@ func TestPrintReport(t *testing.T) {
 		"0.500 MiB", "31.5",
 		"1.970 ms CPU per call-second",
 		"0.01040 CPU-s, 2.00× ffmpeg",
-		"vs last result (2026-11-21 01:51 UTC, commit 759f094): max N 200 → 250 (+25%), idle CPU/call 1.97 ms → 1.97 ms (+0%), × ffmpeg 1.93 → 2.00 (+4%)",
+		"vs last result (2026-11-21 01:51 UTC, commit 759f094): max N 200 → 250 (+25%), idle CPU/call 1.97 ms → 1.97 ms (+0%), × ffmpeg 1.93 → 2.00 (+4%), two-way CPU/call 5.50 ms → 6.60 ms (+20%)",
+		"G.711 (PCMU) at the final N: N=250 calls, pcmu,",
+		"two-way (Opus, caller audio to listening bots) at the final N: N=250 calls, opus two-way,",
+		"186000 / 187500 (99.2%)",
+		"G.711: speech and silence frames are the same size",
+		"G.711 (PCMU) at N=250, pass=yes (final: p99 1.200 ms, 4.400 ms/call·s)",
+		"pacing p50 0.300 p99 1.500 max 4.000 ms, late 0/0, gaps 0, 4.000 ms CPU per call-second, 1.10 bridge cores",
+		"two-way (Opus) at N=250, pass=yes",
+		"caller frames delivered 99.2%",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -109,7 +122,7 @@ func TestRatios(t *testing.T) {
 func TestWriteJSONAndSummaryRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	r := sampleReport()
-	r.Finals[0].AddedFirstP99 = finite(math.NaN()) // no observations
+	r.Finals[0].AddedFirstP99 = finite(math.NaN(), -1) // no observations
 	name, err := writeJSON(dir, r)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +145,8 @@ func TestWriteJSONAndSummaryRoundTrip(t *testing.T) {
 	}
 	s := summarizeReport(r)
 	want := summary{Date: "2023-11-14 22:13 UTC", Commit: "abc1234", Machine: "2 × Test CPU", Config: "cfg", MaxN2: 250, MaxN5: 500,
-		P99Ms: 1.2, CPUPerCallMs: 4.4, IdleCPUMs: 1.97, RSSPerCall: 0.5, GorPerCall: 31.5, SpeechCPU: 0.0104, VsFFmpeg: 2}
+		P99Ms: 1.2, CPUPerCallMs: 4.4, IdleCPUMs: 1.97, RSSPerCall: 0.5, GorPerCall: 31.5, SpeechCPU: 0.0104, VsFFmpeg: 2,
+		G711P99: 1.5, G711CPUMs: 4, TwoWayP99: 1.9, TwoWayCPUMs: 6.6, TwoWayCaller: 0.992}
 	if s != want {
 		t.Errorf("summary %+v\nwant    %+v", s, want)
 	}
@@ -140,7 +154,7 @@ func TestWriteJSONAndSummaryRoundTrip(t *testing.T) {
 	if err := writeSummary(path, s); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(path); len(b) > 600 {
+	if b, _ := os.ReadFile(path); len(b) > 900 {
 		t.Errorf("summary is %d bytes: not small", len(b))
 	}
 	back, err := readSummary(path)

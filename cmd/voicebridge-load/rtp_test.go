@@ -24,7 +24,7 @@ func withExt(t *testing.T, p rtp.Packet, payload []byte) rtp.Packet {
 	return p
 }
 
-func TestParseRTPHeaderMatchesPion(t *testing.T) {
+func TestParseRTPHeader(t *testing.T) {
 	cases := []struct {
 		name string
 		pkt  rtp.Packet
@@ -38,7 +38,7 @@ func TestParseRTPHeaderMatchesPion(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			b := marshal(t, &c.pkt)
-			h, err := parseRTPHeader(b)
+			h, err := parseRTPHeader(new(rtp.Header), b)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,14 +64,14 @@ func TestParseRTPHeaderErrors(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		{"empty", nil, errShortRTP},
-		{"11 bytes", good[:11], errShortRTP},
-		{"csrc cut", good[:15], errShortRTP},
-		{"extension header cut", ext[:14], errShortRTP},
-		{"extension body cut", ext[:18], errShortRTP},
+		{"empty", nil, errNotRTP},
+		{"11 bytes", good[:11], errNotRTP},
+		{"csrc cut", good[:15], errNotRTP},
+		{"extension header cut", ext[:14], errNotRTP},
+		{"extension body cut", ext[:18], errNotRTP},
 		{"version 1", v1, errNotRTP},
 	} {
-		if _, err := parseRTPHeader(c.b); !errors.Is(err, c.want) {
+		if _, err := parseRTPHeader(new(rtp.Header), c.b); !errors.Is(err, c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
 		}
 	}

@@ -3,10 +3,12 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
@@ -14,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/voicebridge/voicebridge/media"
 )
 
 // runOptions configure one load run.
@@ -22,17 +26,16 @@ type runOptions struct {
 	Calls      int           // concurrent calls
 	Warmup     time.Duration // after the last call connected, before measuring
 	Window     time.Duration // measured
+	Codec      media.Codec   // what the receivers offer
+	TwoWay     bool          // the receivers send caller audio and the bots listen
 	Drive      driveConfig
 	Bin        string // the voicebridge binary, started fresh for the run
 	BridgeArgs []string
 	LogDir     string
-	// PerfCmd, if set, runs during the window as PerfCmd… PID SECONDS; what
-	// it prints goes into the report (e.g. where the bridge's CPU goes).
-	PerfCmd []string
-	Log     *slog.Logger
+	PerfCmd    []string // if set, run during the window as PerfCmd… PID SECONDS; its output is reported
+	Log        *slog.Logger
 }
 
-// Fixed knobs of a run.
 const (
 	setupConcurrency = 8                      // calls being set up at once
 	sampledCalls     = 4                      // calls that decode their audio
@@ -46,7 +49,8 @@ var errRunSetup = errors.New("load: calls could not be set up")
 // the run could not be made at all; a run that was made but failed its
 // criteria returns a report with Pass false.
 func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
-	rep := &runReport{Name: o.Name, Calls: o.Calls, Duty: o.Drive.Duty, Events: map[string]int{}}
+	rep := &runReport{Name: o.Name, Calls: o.Calls, Duty: o.Drive.Duty, Codec: o.Codec.String(), TwoWay: o.TwoWay, Events: map[string]int{}}
+	o.Drive.Listen = o.TwoWay
 	log := o.Log.With("run", o.Name, "calls", o.Calls)
 	tgt, tts, err := startTargets(ctx, o.Bin, o.BridgeArgs, o.LogDir, o.Name)
 	if err != nil {
@@ -71,7 +75,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 	rep.RSSBase = rssBase / (1 << 20)
 
-	rx, err := newRxSocket(rxBatchSleep)
+	rx, err := newRxSocket(o.Codec, o.TwoWay)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +96,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	bctx, stopBots := context.WithCancel(ctx)
 	bots := make([]*bot, 0, len(live))
 	for _, c := range live {
-		b := &bot{cfg: &o.Drive, hc: hc, base: tgt.Base, call: c, mode: driveMode(c.Index % 2), res: res,
+		b := &bot{cfg: &o.Drive, hc: hc, base: tgt.Base, call: c, mode: driveMode(c.Index % 2), res: res, win: win,
 			rng: rand.New(rand.NewPCG(uint64(c.Index), 7))}
 		if err := b.open(ctx); err != nil {
 			res.fail("open", err)
@@ -122,7 +126,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		c.Stats.firstAudio.take()
 		c.Stats.toSilence.take()
 	}
-	res.reset()
+	res.do(func() { res.Barge, res.BargeNA, res.Texts, res.TextErrs, res.Missed = nil, 0, 0, 0, 0 })
 	m0, err := scrapeMetrics(ctx, hc, tgt.Base)
 	if err != nil {
 		stopAll()
@@ -156,17 +160,26 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	rep.fillBridgeMetrics(m0, m1, len(live))
 	rep.RSS = rss / (1 << 20)
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
-	if rep.SpeechS > 0 && rep.BridgeCPU > 0 {
+	if rep.SpeechS > 0 && !o.Codec.IsG711() { // G.711: speech time is not seen
 		rep.CPUPerSpeechS = rep.BridgeCPU * wall.Seconds() / rep.SpeechS
-		rep.CPUPerWireS = rep.BridgeCPU * wall.Seconds() / (float64(rep.Packets) * frameDuration.Seconds())
 	}
+	rep.CPUPerWireS = rep.BridgeCPU * wall.Seconds() / (float64(max(rep.Packets, 1)) * frameDuration.Seconds())
 	var fa, ts []time.Duration
 	for _, c := range live {
 		fa = append(fa, c.Stats.firstAudio.take()...)
 		ts = append(ts, c.Stats.toSilence.take()...)
 	}
 	rep.TextToSpeech, rep.ClearToSilence = summarize(fa), summarize(ts)
-	res.into(rep)
+	res.do(func() {
+		rep.Barge = summarize(res.Barge)
+		rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = res.BargeNA, res.Texts, res.TextErrs, res.Missed
+		maps.Copy(rep.Events, res.Events)
+		rep.CallerFrames = res.heard.Load()
+		rep.FirstErr = cmp.Or(rep.FirstErr, res.FirstErr)
+	})
+	if o.TwoWay {
+		rep.CallerExpected = uint64(len(bots)) * uint64(wall/frameDuration)
+	}
 	rep.judge()
 	return rep, nil
 }
@@ -181,8 +194,7 @@ func setupCalls(ctx context.Context, hc *http.Client, rx *rxSocket, base string,
 	fewAtATime(ctx, n, func(i int) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		form := signalForm(i % 2) // alternate JSON and WHEP-shaped SDP offers
-		c, err := dialCall(cctx, hc, rx, base, i, form, i < sampledCalls, win)
+		c, err := dialCall(cctx, hc, rx, base, i, i < sampledCalls, win)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/voicebridge/voicebridge/media"
 )
 
 // TestRunLoadAgainstTheBridge builds the real bridge, calibrates one
@@ -66,5 +68,26 @@ func TestRunLoadAgainstTheBridge(t *testing.T) {
 		t.Errorf("perf lines %q", rep.Perf)
 	} else if _, err := fmt.Sscanf(rep.Perf[0], "sampled %d %s", &pid, &secs); err != nil || pid <= 0 || secs != "3.000" {
 		t.Errorf("perf line %q", rep.Perf[0])
+	}
+
+	// G.711: the bridge answers PCMU and the sampled calls decode it.
+	o.Name, o.Codec, o.PerfCmd = "test-g711", media.CodecPCMU, nil
+	if rep, err = runLoad(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Codec != "pcmu" || rep.SetupErr != 0 || rep.Gaps != 0 || rep.Packets < 400 || rep.Expected < 450 {
+		t.Errorf("g711: codec %s setup errors %d packets %d of %d gaps %d", rep.Codec, rep.SetupErr, rep.Packets, rep.Expected, rep.Gaps)
+	}
+	if a := rep.Audio; a.Calls != 3 || a.DecodeErrs != 0 || a.SpeechFrames == 0 || a.LoudFrac < 0.5 || a.SilenceFr == 0 {
+		t.Errorf("g711 audio check %+v", a)
+	}
+	// Two-way (Opus): every bot hears its caller, 3 bots × 3 s at 50 frames/s.
+	o.Name, o.Codec, o.TwoWay = "test-two-way", media.CodecOpus, true
+	if rep, err = runLoad(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	// The bridge conceals what is late, so the stream is continuous.
+	if rep.CallerExpected < 440 || rep.CallerFrames < rep.CallerExpected*3/4 || rep.CallerFrames > rep.CallerExpected+10 || rep.Gaps != 0 {
+		t.Errorf("two-way: caller frames %d of %d, gaps %d", rep.CallerFrames, rep.CallerExpected, rep.Gaps)
 	}
 }

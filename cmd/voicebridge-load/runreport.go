@@ -12,6 +12,8 @@ import (
 type runReport struct {
 	Name     string  `json:"name"`
 	Calls    int     `json:"calls"`
+	Codec    string  `json:"codec"`
+	TwoWay   bool    `json:"two_way"`
 	Duty     float64 `json:"duty_target"`
 	WindowS  float64 `json:"window_s"`
 	Pass     bool    `json:"pass"`     // at pacing p99 ≤ 2 ms
@@ -54,6 +56,8 @@ type runReport struct {
 	Missed          int            `json:"texts_without_speech"`
 	Events          map[string]int `json:"ws_events"`
 	Audio           audioSummary   `json:"audio_check"`
+	CallerFrames    uint64         `json:"caller_frames_to_bots"`          // two-way: binary messages the bots got in the window
+	CallerExpected  uint64         `json:"caller_frames_to_bots_expected"` // listening bots × window ÷ 20 ms
 
 	// CPU and memory over the window.
 	BridgeCPU      float64    `json:"bridge_cpu_cores"`       // cores busy
@@ -137,9 +141,9 @@ func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 	}
 	if a.SpeechFrames > 0 {
 		a.LoudFrac /= float64(a.SpeechFrames)
-		a.SpeechDBFS = noInf(round(dbfs(sumSq/float64(a.SpeechFrames)), 1))
+		a.SpeechDBFS = finite(round(dbfs(sumSq/float64(a.SpeechFrames)), 1), -999)
 	}
-	a.SilenceMaxDB = noInf(a.SilenceMaxDB)
+	a.SilenceMaxDB = finite(a.SilenceMaxDB, -999)
 	r.Audio = a
 	r.PacingP50, r.PacingP99, r.PacingMax = ms(pacing.Quantile(0.50)), ms(pacing.Quantile(0.99)), ms(pacing.Max)
 	r.Expected = uint64(len(live)) * uint64(wall/frameDuration)
@@ -147,14 +151,6 @@ func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 		r.DutyMeas = float64(speech) / float64(r.Packets)
 	}
 	r.SpeechS = float64(speech) * frameDuration.Seconds()
-}
-
-// noInf maps −Inf dBFS (digital silence) to −999: JSON has no −Inf.
-func noInf(db float64) float64 {
-	if math.IsInf(db, -1) {
-		return -999
-	}
-	return db
 }
 
 // fillBridgeMetrics takes the bridge's counters and histograms over the
@@ -166,7 +162,7 @@ func (r *runReport) fillBridgeMetrics(m0, m1 scrape, calls int) {
 		r.BridgeLate = b - a
 	}
 	q := func(name string, q float64) float64 {
-		return finite(round(bucketQuantile(q, histogramDelta(m1, m0, name))*1000, 3))
+		return finite(round(bucketQuantile(q, histogramDelta(m1, m0, name))*1000, 3), -1)
 	}
 	r.AddedFirstP50, r.AddedFirstP99 = q(metricAddedFirst, 0.50), q(metricAddedFirst, 0.99)
 	if bs := histogramDelta(m1, m0, metricAddedFirst); len(bs) > 0 {
@@ -181,7 +177,7 @@ func (r *runReport) fillBridgeMetrics(m0, m1 scrape, calls int) {
 // judge applies the issue's criteria: pacing p99 ≤ 2 ms (Pass) or ≤ 5 ms
 // (Pass5), no late frames (the bridge's counter and the receivers' grid)
 // and no sequence gaps, with every call set up and at least 95% of the
-// expected packets received.
+// expected packets received (and, two-way, of the caller frames).
 func (r *runReport) judge() {
 	var why []string
 	if r.SetupErr > 0 {
@@ -202,6 +198,9 @@ func (r *runReport) judge() {
 	if r.Packets < r.Expected*95/100 {
 		why = append(why, fmt.Sprintf("received %d of %d expected packets", r.Packets, r.Expected))
 	}
+	if r.CallerFrames < r.CallerExpected*95/100 {
+		why = append(why, fmt.Sprintf("bots got %d of %d caller frames", r.CallerFrames, r.CallerExpected))
+	}
 	r.Pass5 = len(why) == 0 && r.PacingP99 <= ms(pacingLimit5)
 	if r.PacingP99 > ms(pacingLimit2) {
 		why = append(why, fmt.Sprintf("pacing p99 %.3f ms > 2 ms", r.PacingP99))
@@ -218,10 +217,11 @@ func round(v float64, digits int) float64 {
 	return math.Round(v*p) / p
 }
 
-// finite maps NaN (no observations) to −1: JSON has no NaN.
-func finite(v float64) float64 {
+// finite maps NaN (no observations) and ±Inf (dBFS of digital silence) to
+// alt: JSON has neither.
+func finite(v, alt float64) float64 {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return -1
+		return alt
 	}
 	return v
 }

@@ -7,13 +7,13 @@ import (
 )
 
 // Histogram counts non-negative durations in fixed-width buckets up to a
-// limit, with one overflow bucket, and keeps the exact maximum. It is what a
-// receiver updates per packet: no allocation, O(1). A Histogram is owned by
-// one goroutine; Merge combines them afterwards.
+// limit, plus an overflow count, and keeps the exact maximum: what a
+// receiver updates per packet (O(1), no allocation). One goroutine owns
+// it; Merge combines them afterwards.
 type Histogram struct {
-	Width   time.Duration // bucket width
-	Buckets []uint32      // Buckets[i] counts [i*Width, (i+1)*Width)
-	Over    uint64        // values ≥ len(Buckets)*Width
+	Width   time.Duration
+	Buckets []uint32 // Buckets[i] counts [i*Width, (i+1)*Width)
+	Over    uint64   // values ≥ len(Buckets)*Width
 	Count   uint64
 	Max     time.Duration
 }
@@ -25,22 +25,17 @@ func NewHistogram(width, limit time.Duration) *Histogram {
 
 // Add records d; negative values count as zero.
 func (h *Histogram) Add(d time.Duration) {
-	if d < 0 {
-		d = 0
-	}
+	d = max(d, 0)
 	h.Count++
-	if d > h.Max {
-		h.Max = d
-	}
-	i := int(d / h.Width)
-	if i >= len(h.Buckets) {
+	h.Max = max(h.Max, d)
+	if i := int(d / h.Width); i < len(h.Buckets) {
+		h.Buckets[i]++
+	} else {
 		h.Over++
-		return
 	}
-	h.Buckets[i]++
 }
 
-// Merge adds o's counts to h. Both must have the same width and size.
+// Merge adds o's counts to h (same width and size).
 func (h *Histogram) Merge(o *Histogram) {
 	for i, c := range o.Buckets {
 		h.Buckets[i] += c
@@ -50,37 +45,28 @@ func (h *Histogram) Merge(o *Histogram) {
 	h.Max = max(h.Max, o.Max)
 }
 
-// Quantile returns the q-quantile (0 < q ≤ 1) by the nearest-rank method,
-// reported as the upper edge of the bucket that holds it (so never below
-// the true value by more than nothing and never above it by more than one
-// Width), capped at Max. It returns 0 for an empty histogram.
+// Quantile returns the nearest-rank q-quantile (0 < q ≤ 1) as the upper
+// edge of its bucket (at most one Width above the true value), capped at
+// Max; 0 if empty.
 func (h *Histogram) Quantile(q float64) time.Duration {
-	if h.Count == 0 {
-		return 0
-	}
-	rank := uint64(math.Ceil(q * float64(h.Count)))
-	rank = max(rank, 1)
+	rank := max(uint64(math.Ceil(q*float64(h.Count))), 1)
 	var seen uint64
 	for i, c := range h.Buckets {
-		seen += uint64(c)
-		if seen >= rank {
+		if seen += uint64(c); seen >= rank {
 			return min(time.Duration(i+1)*h.Width, h.Max)
 		}
 	}
 	return h.Max
 }
 
-// percentile returns the q-quantile of xs by the nearest-rank method (the
-// smallest value with at least q·n values at or below it). xs is sorted in
-// place. It returns 0 for an empty slice.
+// percentile returns the nearest-rank q-quantile of xs (the smallest value
+// with at least q·n values at or below it), sorting xs; 0 if empty.
 func percentile(xs []time.Duration, q float64) time.Duration {
 	if len(xs) == 0 {
 		return 0
 	}
 	slices.Sort(xs)
-	rank := int(math.Ceil(q * float64(len(xs))))
-	rank = min(max(rank, 1), len(xs))
-	return xs[rank-1]
+	return xs[min(max(int(math.Ceil(q*float64(len(xs)))), 1), len(xs))-1]
 }
 
 // Summary is a latency distribution as reported.
@@ -93,12 +79,10 @@ type Summary struct {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// summarize sorts xs and returns its p50, p99 and max in milliseconds.
+// summarize returns xs' p50, p99 and max in milliseconds.
 func summarize(xs []time.Duration) Summary {
 	if len(xs) == 0 {
 		return Summary{}
 	}
-	s := Summary{N: len(xs), P50: ms(percentile(xs, 0.50)), P99: ms(percentile(xs, 0.99))}
-	s.Max = ms(xs[len(xs)-1])
-	return s
+	return Summary{N: len(xs), P50: ms(percentile(xs, 0.50)), P99: ms(percentile(xs, 0.99)), Max: ms(slices.Max(xs))}
 }

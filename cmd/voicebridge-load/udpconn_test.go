@@ -51,7 +51,7 @@ func TestTapConnStampsRTPAndPassesTheRest(t *testing.T) {
 	var stamps []int64
 	var seqs []uint16
 	c, err := listenTap(func(ts int64, _ netip.AddrPort, b []byte) bool {
-		h, err := parseRTPHeader(b)
+		h, err := parseRTPHeader(new(rtp.Header), b)
 		if err != nil {
 			t.Error(err)
 		}
