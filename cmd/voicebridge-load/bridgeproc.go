@@ -48,7 +48,7 @@ func startTargets(ctx context.Context, bin string, extra []string, dir, name str
 		return nil, nil, err
 	}
 	tts.Base = "ws" + strings.TrimPrefix(tts.Base, "http") + "/api/v1/text-to-speech" // the Faseeh dialect
-	if bridge, err = startProc(ctx, bin, append([]string{"-tts-url", tts.Base}, extra...), filepath.Join(dir, name+".log"), "/healthz"); err != nil {
+	if bridge, err = startProc(ctx, bin, append([]string{"-tts-url", tts.Base, "-udp-ports", "40000-59999"}, extra...), filepath.Join(dir, name+".log"), "/healthz"); err != nil {
 		tts.stop()
 		return nil, nil, err
 	}

@@ -153,7 +153,7 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 	}
 	base := runOptions{
 		Warmup: o.Warmup, Window: o.Window, Codec: codec, TwoWay: o.TwoWay, Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery},
-		Bin: bin, BridgeArgs: append([]string{"-udp-ports", "40000-59999"}, strings.Fields(o.BridgeArgs)...), LogDir: filepath.Join(out, "logs"), PerfCmd: strings.Fields(o.Perf), Log: log, // -udp-ports: the receivers share one socket, which the shared-port bridge cannot tell apart (README "Deployment")
+		Bin: bin, BridgeArgs: strings.Fields(o.BridgeArgs), LogDir: filepath.Join(out, "logs"), PerfCmd: strings.Fields(o.Perf), Log: log,
 	}
 	defer func() {
 		if err != nil {
