@@ -64,7 +64,7 @@ func summarizeReport(r *report) summary {
 		s.SpeechCPU = round(r.Continuous.CPUPerSpeechS, 5)
 	}
 	for _, q := range r.Ratios {
-		if q.Peer == "ffmpeg" && strings.HasPrefix(q.Basis, "continuous") {
+		if q.Peer == "ffmpeg" {
 			s.VsFFmpeg = q.Ratio
 		}
 	}

@@ -5,8 +5,7 @@
 // Pion receivers on loopback, drives text at a voice-bot duty cycle through
 // the HTTP API and the bot WebSocket, and reports pacing error (kernel
 // receive timestamps, taken before SRTP decryption), late frames, sequence
-// gaps, first-audio and barge-in latency, and CPU, memory and goroutines
-// per call. It searches for the largest N at which pacing p99 stays ≤ 2 ms
+// gaps, and CPU, memory and goroutines per call. It searches for the largest N at which pacing p99 stays ≤ 2 ms
 // (and ≤ 5 ms) with no late frames, confirms it with a longer run, and
 // prices idle calls and continuous speech, the latter against the peers
 // that peers.sh measured (-peers).
@@ -41,7 +40,6 @@ type options struct {
 	Calls, Start, Max, Probes   int
 	Warmup, Window, FinalWindow time.Duration
 	Duty                        float64
-	BargeEvery                  int
 	IdleCalls, CostCalls        int
 	BridgeArgs                  string
 	Peers, Perf, Last           string
@@ -68,7 +66,6 @@ func main() {
 	fs.DurationVar(&o.Window, "window", 20*time.Second, "per run: measured time (search probes, idle and continuous runs)")
 	fs.DurationVar(&o.FinalWindow, "final-window", 60*time.Second, "final run at the largest passing N: measured time (0: none)")
 	fs.Float64Var(&o.Duty, "duty", 0.4, "fraction of the time each bot speaks (0 ≤ duty ≤ 1; 0: idle calls)")
-	fs.IntVar(&o.BargeEvery, "barge-every", 4, "interrupt every k-th utterance of a call with clear (0: never)")
 	fs.IntVar(&o.IdleCalls, "idle-calls", 100, "calls in the idle run (no text: what an idle call costs; 0: none)")
 	fs.IntVar(&o.CostCalls, "cost-calls", 20, "calls in the continuous-speech cost run (duty 100%; 0: none)")
 	fs.StringVar(&o.BridgeArgs, "bridge-args", "", "extra flags for the bridge, space separated")
@@ -116,8 +113,8 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 		return fmt.Errorf("%w: -duty must be in [0, 1]", errFlags)
 	case o.Window <= 0 || o.Warmup < 0 || o.FinalWindow < 0:
 		return fmt.Errorf("%w: -window must be positive, -warmup and -final-window not negative", errFlags)
-	case o.Calls < 0 || o.IdleCalls < 0 || o.CostCalls < 0 || o.BargeEvery < 0:
-		return fmt.Errorf("%w: -calls, -idle-calls, -cost-calls and -barge-every must not be negative", errFlags)
+	case o.Calls < 0 || o.IdleCalls < 0 || o.CostCalls < 0:
+		return fmt.Errorf("%w: -calls, -idle-calls and -cost-calls must not be negative", errFlags)
 	case o.Calls == 0 && (o.Start < 1 || o.Max < o.Start || o.Probes < 1):
 		return fmt.Errorf("%w: the search needs 1 ≤ -start ≤ -max and -probes ≥ 1", errFlags)
 	}
@@ -126,8 +123,8 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 		return fmt.Errorf("%w: -codec: %v", errFlags, err)
 	}
 	r := &report{Started: time.Now(), Machine: machine(), Settings: settings,
-		Config: fmt.Sprintf("duty %.0f%%, barge every %d, window %v, final %v, idle %d, continuous %d, bridge-args %q",
-			100*o.Duty, o.BargeEvery, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, o.BridgeArgs)}
+		Config: fmt.Sprintf("duty %.0f%%, window %v, final %v, idle %d, continuous %d, bridge-args %q",
+			100*o.Duty, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, o.BridgeArgs)}
 	if codec != media.CodecOpus || o.TwoWay { // named only if not the default, so older results compare
 		r.Config += fmt.Sprintf(", codec %v, two-way %v", codec, o.TwoWay)
 	}
@@ -152,7 +149,7 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 		return err
 	}
 	base := runOptions{
-		Warmup: o.Warmup, Window: o.Window, Codec: codec, TwoWay: o.TwoWay, Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery},
+		Warmup: o.Warmup, Window: o.Window, Codec: codec, TwoWay: o.TwoWay, Drive: driveConfig{Duty: o.Duty},
 		Bin: bin, BridgeArgs: strings.Fields(o.BridgeArgs), LogDir: filepath.Join(out, "logs"), PerfCmd: strings.Fields(o.Perf), Log: log,
 	}
 	defer func() {

@@ -122,7 +122,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		}
 	}
 	if o.CostCalls > 0 {
-		r.Continuous, err = run("continuous", o.CostCalls, o.Window, true, func(ro *runOptions) { ro.Drive.Duty, ro.Drive.BargeEvery = 1, 0 })
+		r.Continuous, err = run("continuous", o.CostCalls, o.Window, true, func(ro *runOptions) { ro.Drive.Duty = 1 })
 	}
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -22,10 +21,7 @@ type cpuSample struct {
 
 // procCPU is a process's CPU so far: its own and its waited-for children's
 // (the TTS server's espeak-ng).
-type procCPU struct {
-	comm           string
-	self, children float64
-}
+type procCPU struct{ self, children float64 }
 
 // sampleCPU reads the machine and every process (skipping those that
 // vanish meanwhile).
@@ -43,7 +39,7 @@ func sampleCPU() cpuSample {
 	for _, p := range procs {
 		if st, err := p.Stat(); err == nil {
 			const userHZ = 100 // the unit of /proc's CPU times on Linux
-			s.procs[p.PID] = procCPU{st.Comm, st.CPUTime(), float64(st.CUTime+st.CSTime) / userHZ}
+			s.procs[p.PID] = procCPU{st.CPUTime(), float64(st.CUTime+st.CSTime) / userHZ}
 		}
 	}
 	return s
@@ -62,32 +58,6 @@ func cores(a, b cpuSample, pid int, children bool) float64 {
 		x.children, y.children = 0, 0
 	}
 	return (y.self + y.children - x.self - x.children) / wall
-}
-
-// busyProc is a process that used CPU during a window.
-type busyProc struct {
-	PID   int     `json:"pid"`
-	Comm  string  `json:"comm"`
-	Cores float64 `json:"cores"`
-}
-
-// busiest returns at most n processes of b, but those in skip, that used
-// at least minCores since a, busiest first. A PID whose name changed was
-// reused: all of its CPU is new.
-func busiest(a, b cpuSample, skip map[int]bool, minCores float64, n int) []busyProc {
-	var out []busyProc
-	wall := b.at.Sub(a.at).Seconds()
-	for pid, y := range b.procs {
-		x := a.procs[pid]
-		if x.comm != y.comm {
-			x = procCPU{}
-		}
-		if c := (y.self - x.self) / wall; !skip[pid] && c >= minCores {
-			out = append(out, busyProc{pid, y.comm, round(c, 3)})
-		}
-	}
-	slices.SortFunc(out, func(x, y busyProc) int { return cmp.Compare(y.Cores, x.Cores) })
-	return out[:min(n, len(out))]
 }
 
 // procRSS is the resident memory of pid in bytes.

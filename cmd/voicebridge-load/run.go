@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
@@ -49,7 +48,7 @@ var errRunSetup = errors.New("load: calls could not be set up")
 // the run could not be made at all; a run that was made but failed its
 // criteria returns a report with Pass false.
 func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
-	rep := &runReport{Name: o.Name, Calls: o.Calls, Duty: o.Drive.Duty, Codec: o.Codec.String(), TwoWay: o.TwoWay, Events: map[string]int{}}
+	rep := &runReport{Name: o.Name, Calls: o.Calls, Duty: o.Drive.Duty, Codec: o.Codec.String(), TwoWay: o.TwoWay}
 	o.Drive.Listen = o.TwoWay
 	log := o.Log.With("run", o.Name, "calls", o.Calls)
 	tgt, tts, err := startTargets(ctx, o.Bin, o.BridgeArgs, o.LogDir, o.Name)
@@ -92,7 +91,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 
 	// Start the bots.
-	res := &driveResult{Events: map[string]int{}}
+	res := &driveResult{}
 	bctx, stopBots := context.WithCancel(ctx)
 	bots := make([]*bot, 0, len(live))
 	for _, c := range live {
@@ -122,11 +121,6 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		stopAll()
 		return rep, ctx.Err()
 	}
-	for _, c := range live {
-		c.Stats.firstAudio.take()
-		c.Stats.toSilence.take()
-	}
-	res.do(func() { res.Barge, res.BargeNA, res.Texts, res.TextErrs, res.Missed = nil, 0, 0, 0, 0 })
 	m0, err := scrapeMetrics(ctx, hc, tgt.Base)
 	if err != nil {
 		stopAll()
@@ -149,34 +143,24 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		return rep, err
 	}
 	time.Sleep(drainTime)
-	unknown := rx.unknown.Load()
 	rx.freeze()
 
 	wall := time.Duration(win.end.Load() - win.start.Load())
 	rep.WindowS = wall.Seconds()
 	rep.fillCPU(c0, c1, tgt.PID, tts.PID, len(live))
 	rep.fillReceivers(live, wall)
-	rep.RxDrops, rep.RxUnknown = rx.conn.drops.Load(), unknown
+	rep.RxDrops = rx.conn.drops.Load()
 	rep.fillBridgeMetrics(m0, m1, len(live))
 	rep.RSS = rss / (1 << 20)
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
 	if rep.SpeechS > 0 && !o.Codec.IsG711() { // G.711: speech time is not seen
 		rep.CPUPerSpeechS = rep.BridgeCPU * wall.Seconds() / rep.SpeechS
 	}
-	rep.CPUPerWireS = rep.BridgeCPU * wall.Seconds() / (float64(max(rep.Packets, 1)) * frameDuration.Seconds())
-	var fa, ts []time.Duration
-	for _, c := range live {
-		fa = append(fa, c.Stats.firstAudio.take()...)
-		ts = append(ts, c.Stats.toSilence.take()...)
-	}
-	rep.TextToSpeech, rep.ClearToSilence = summarize(fa), summarize(ts)
 	res.do(func() {
-		rep.Barge = summarize(res.Barge)
-		rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = res.BargeNA, res.Texts, res.TextErrs, res.Missed
-		maps.Copy(rep.Events, res.Events)
-		rep.CallerFrames = res.heard.Load()
+		rep.Texts, rep.TextErrs = res.Texts, res.TextErrs
 		rep.FirstErr = cmp.Or(rep.FirstErr, res.FirstErr)
 	})
+	rep.CallerFrames = res.heard.Load()
 	if o.TwoWay {
 		rep.CallerExpected = uint64(len(bots)) * uint64(wall/frameDuration)
 	}

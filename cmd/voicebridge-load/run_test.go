@@ -27,7 +27,7 @@ func TestRunLoadAgainstTheBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := runOptions{Name: "test", Calls: 3, Warmup: time.Second, Window: 3 * time.Second,
-		Drive: driveConfig{Duty: 0.5, BargeEvery: 1}, Bin: bin, BridgeArgs: []string{"-max-calls", "8"},
+		Drive: driveConfig{Duty: 0.5}, Bin: bin, BridgeArgs: []string{"-max-calls", "8"},
 		LogDir: dir, PerfCmd: []string{"echo", "sampled"}, Log: slog.New(slog.DiscardHandler)}
 	us, err := calibrate(ctx, o, utteranceTexts[:1])
 	if err != nil {
@@ -48,8 +48,8 @@ func TestRunLoadAgainstTheBridge(t *testing.T) {
 	if rep.Expected < 450 || rep.Expected > 460 || rep.Packets < 400 || rep.Packets > 465 || rep.Gaps != 0 {
 		t.Errorf("packets %d of %d, gaps %d", rep.Packets, rep.Expected, rep.Gaps)
 	}
-	if rep.BridgeLate < 0 || rep.BridgePacingP99 < 0 {
-		t.Errorf("bridge metrics missing: late %v pacing p99 %v", rep.BridgeLate, rep.BridgePacingP99)
+	if rep.BridgeLate < 0 {
+		t.Errorf("bridge late frames not exported")
 	}
 	if rep.BridgeCPU <= 0 || rep.TTSCPU < 0 || rep.RSS <= rep.RSSBase/2 || rep.GorPerCall < 1 || rep.Goroutines <= rep.GoroutinesBase {
 		t.Errorf("cost: cpu %v tts %v rss %v→%v goroutines %v→%v (%v per call)",

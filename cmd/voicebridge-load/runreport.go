@@ -33,50 +33,33 @@ type runReport struct {
 	Reorder   uint64  `json:"reordered"`
 	Skips     uint64  `json:"ts_skips"`
 	RxLate    uint64  `json:"rx_late_frames"`
-	Unparsed  uint64  `json:"unparsed"`
 	RxDrops   uint32  `json:"rx_socket_drops"` // lost in the receivers' socket buffer (not the bridge's fault)
-	RxUnknown uint64  `json:"rx_unknown_source"`
 	BotErrs   int     `json:"bot_errors"`
 	DutyMeas  float64 `json:"duty_measured"`
 	SpeechS   float64 `json:"speech_audio_s"`
 
-	// The bridge's own metrics, deltas over the window (−1: not exported).
-	BridgeLate      float64        `json:"bridge_late_frames"`
-	BridgePacingP99 float64        `json:"bridge_pacing_p99_ms"`
-	AddedFirstP50   float64        `json:"added_first_audio_p50_ms"`
-	AddedFirstP99   float64        `json:"added_first_audio_p99_ms"`
-	AddedFirstN     float64        `json:"added_first_audio_n"`
-	TTSFirstByteP50 float64        `json:"tts_first_byte_p50_ms"`
-	TextToSpeech    Summary        `json:"text_to_first_speech"`
-	Barge           Summary        `json:"barge_in"`
-	ClearToSilence  Summary        `json:"clear_to_silence"`
-	BargeNA         int            `json:"barge_in_not_playing"`
-	Texts           int            `json:"texts"`
-	TextErrs        int            `json:"text_errors"`
-	Missed          int            `json:"texts_without_speech"`
-	Events          map[string]int `json:"ws_events"`
-	Audio           audioSummary   `json:"audio_check"`
-	CallerFrames    uint64         `json:"caller_frames_to_bots"`          // two-way: binary messages the bots got in the window
-	CallerExpected  uint64         `json:"caller_frames_to_bots_expected"` // listening bots × window ÷ 20 ms
+	BridgeLate     float64      `json:"bridge_late_frames"` // the bridge's counter over the window (−1: not exported)
+	Texts          int          `json:"texts"`
+	TextErrs       int          `json:"text_errors"`
+	Audio          audioSummary `json:"audio_check"`
+	CallerFrames   uint64       `json:"caller_frames_to_bots"`          // two-way: binary messages the bots got in the window
+	CallerExpected uint64       `json:"caller_frames_to_bots_expected"` // listening bots × window ÷ 20 ms
 
 	// CPU and memory over the window.
-	BridgeCPU      float64    `json:"bridge_cpu_cores"`       // cores busy
-	GenCPU         float64    `json:"generator_cpu_cores"`    // this tool
-	TTSCPU         float64    `json:"tts_cpu_cores"`          // the TTS process, with its espeak-ng children
-	MachineCPU     float64    `json:"machine_cpu_cores"`      // all processes
-	OtherCPU       float64    `json:"other_cpu_cores"`        // machine − bridge − generator − TTS
-	OtherProcs     []busyProc `json:"other_processes"`        // who else was busy in the window
-	CPUPerCallMs   float64    `json:"cpu_ms_per_call_s"`      // bridge CPU-ms per call-second
-	CPUPerSpeechS  float64    `json:"cpu_s_per_speech_s"`     // bridge CPU-s per speech audio-second
-	CPUPerWireS    float64    `json:"cpu_s_per_wire_audio_s"` // bridge CPU-s per audio-second on the wire (speech+silence)
-	RSSBase        float64    `json:"rss_base_mib"`
-	RSS            float64    `json:"rss_mib"`
-	RSSPerCallKiB  float64    `json:"rss_kib_per_call"`
-	GoroutinesBase float64    `json:"goroutines_base"`
-	Goroutines     float64    `json:"goroutines"`
-	GorPerCall     float64    `json:"goroutines_per_call"`
-	Perf           []string   `json:"bridge_perf,omitempty"` // what the -perf command printed about the window
-	ShutdownS      float64    `json:"shutdown_s"`
+	BridgeCPU      float64  `json:"bridge_cpu_cores"`    // cores busy
+	GenCPU         float64  `json:"generator_cpu_cores"` // this tool
+	TTSCPU         float64  `json:"tts_cpu_cores"`       // the TTS process, with its espeak-ng children
+	OtherCPU       float64  `json:"other_cpu_cores"`     // machine − bridge − generator − TTS
+	CPUPerCallMs   float64  `json:"cpu_ms_per_call_s"`   // bridge CPU-ms per call-second
+	CPUPerSpeechS  float64  `json:"cpu_s_per_speech_s"`  // bridge CPU-s per speech audio-second
+	RSSBase        float64  `json:"rss_base_mib"`
+	RSS            float64  `json:"rss_mib"`
+	RSSPerCallKiB  float64  `json:"rss_kib_per_call"`
+	GoroutinesBase float64  `json:"goroutines_base"`
+	Goroutines     float64  `json:"goroutines"`
+	GorPerCall     float64  `json:"goroutines_per_call"`
+	Perf           []string `json:"bridge_perf,omitempty"` // what the -perf command printed about the window
+	ShutdownS      float64  `json:"shutdown_s"`
 }
 
 type audioSummary struct {
@@ -103,10 +86,8 @@ func (r *runReport) fillCPU(a, b cpuSample, bridgePID, ttsPID, calls int) {
 	r.BridgeCPU = cores(a, b, bridgePID, true)
 	r.TTSCPU = cores(a, b, ttsPID, true)
 	r.GenCPU = cores(a, b, os.Getpid(), false)
-	r.MachineCPU = (b.machine - a.machine) / wall
 	r.CPUPerCallMs = r.BridgeCPU * 1000 / float64(calls)
-	r.OtherCPU = max(0, r.MachineCPU-r.BridgeCPU-r.GenCPU-r.TTSCPU)
-	r.OtherProcs = busiest(a, b, map[int]bool{os.Getpid(): true, bridgePID: true, ttsPID: true}, 0.02, 5)
+	r.OtherCPU = max(0, (b.machine-a.machine)/wall-r.BridgeCPU-r.GenCPU-r.TTSCPU)
 }
 
 // fillReceivers merges the calls' receive statistics and audio checks. The
@@ -125,7 +106,6 @@ func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 		r.Reorder += s.Reorder
 		r.Skips += s.Skips
 		r.RxLate += s.Late
-		r.Unparsed += s.Unparsed
 		speech += s.Speech
 		if c.Audio != nil {
 			c.Audio.mu.Lock()
@@ -153,23 +133,14 @@ func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 	r.SpeechS = float64(speech) * frameDuration.Seconds()
 }
 
-// fillBridgeMetrics takes the bridge's counters and histograms over the
-// window, and its goroutines at the end, per call of calls.
+// fillBridgeMetrics takes the bridge's late frames over the window, and its
+// goroutines at the end, per call of calls.
 func (r *runReport) fillBridgeMetrics(m0, m1 scrape, calls int) {
 	r.BridgeLate = -1
 	if b, ok := m1.sum(metricLate); ok {
 		a, _ := m0.sum(metricLate)
 		r.BridgeLate = b - a
 	}
-	q := func(name string, q float64) float64 {
-		return finite(round(bucketQuantile(q, histogramDelta(m1, m0, name))*1000, 3), -1)
-	}
-	r.AddedFirstP50, r.AddedFirstP99 = q(metricAddedFirst, 0.50), q(metricAddedFirst, 0.99)
-	if bs := histogramDelta(m1, m0, metricAddedFirst); len(bs) > 0 {
-		r.AddedFirstN = bs[len(bs)-1].Count
-	}
-	r.BridgePacingP99 = q(metricPacing, 0.99)
-	r.TTSFirstByteP50 = q(metricTTFB, 0.50)
 	r.Goroutines, _ = m1.sum(metricGoroutines)
 	r.GorPerCall = (r.Goroutines - r.GoroutinesBase) / float64(calls)
 }

@@ -108,15 +108,14 @@ func TestSearchEdges(t *testing.T) {
 func TestRunRejectsBadFlags(t *testing.T) {
 	good := options{Window: time.Second, Duty: 0.4, Start: 1, Max: 2, Probes: 1, Codec: "opus"}
 	for name, change := range map[string]func(*options){
-		"duty > 1":         func(o *options) { o.Duty = 1.5 },
-		"negative duty":    func(o *options) { o.Duty = -0.1 },
-		"no window":        func(o *options) { o.Window = 0 },
-		"negative warmup":  func(o *options) { o.Warmup = -time.Second },
-		"negative calls":   func(o *options) { o.Calls = -1 },
-		"negative barge-k": func(o *options) { o.BargeEvery = -4 },
-		"start above max":  func(o *options) { o.Start = 3 },
-		"no probes":        func(o *options) { o.Probes = 0 },
-		"unknown codec":    func(o *options) { o.Codec = "g729" },
+		"duty > 1":        func(o *options) { o.Duty = 1.5 },
+		"negative duty":   func(o *options) { o.Duty = -0.1 },
+		"no window":       func(o *options) { o.Window = 0 },
+		"negative warmup": func(o *options) { o.Warmup = -time.Second },
+		"negative calls":  func(o *options) { o.Calls = -1 },
+		"start above max": func(o *options) { o.Start = 3 },
+		"no probes":       func(o *options) { o.Probes = 0 },
+		"unknown codec":   func(o *options) { o.Codec = "g729" },
 	} {
 		o := good
 		change(&o)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"math"
-	"slices"
 	"time"
 )
 
@@ -59,30 +58,4 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	return h.Max
 }
 
-// percentile returns the nearest-rank q-quantile of xs (the smallest value
-// with at least q·n values at or below it), sorting xs; 0 if empty.
-func percentile(xs []time.Duration, q float64) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	slices.Sort(xs)
-	return xs[min(max(int(math.Ceil(q*float64(len(xs)))), 1), len(xs))-1]
-}
-
-// Summary is a latency distribution as reported.
-type Summary struct {
-	N   int     `json:"n"`
-	P50 float64 `json:"p50_ms"`
-	P99 float64 `json:"p99_ms"`
-	Max float64 `json:"max_ms"`
-}
-
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// summarize returns xs' p50, p99 and max in milliseconds.
-func summarize(xs []time.Duration) Summary {
-	if len(xs) == 0 {
-		return Summary{}
-	}
-	return Summary{N: len(xs), P50: ms(percentile(xs, 0.50)), P99: ms(percentile(xs, 0.99)), Max: ms(slices.Max(xs))}
-}
