@@ -38,7 +38,7 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 	}
 	defer rx.close()
 	win := &window{}
-	c, err := dialCall(ctx, hc, rx, tgt.Base, 0, false, win)
+	c, err := dialCall(ctx, hc, rx, tgt.Base, 0, win)
 	if err != nil {
 		return nil, fmt.Errorf("load: calibration call: %w", err)
 	}

@@ -262,8 +262,8 @@ func (f *fakeBridge) ws(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// TestReceiversAgainstAFakeBridge: one decoding and one counting call,
-// driven over HTTP and the bot WebSocket; Opus one-way, then PCMU and Opus
+// TestReceiversAgainstAFakeBridge: two calls, driven over HTTP and the bot
+// WebSocket; Opus one-way, then PCMU and Opus
 // two-way (caller audio out, bots listening).
 func TestReceiversAgainstAFakeBridge(t *testing.T) {
 	for _, tc := range []struct {
@@ -287,23 +287,23 @@ func testReceivers(t *testing.T, codec media.Codec, twoWay bool) {
 	}
 	defer rx.close()
 	win := &window{}
-	decoding, err := dialCall(ctx, hc, rx, f.srv.URL, 0, true, win)
+	a, err := dialCall(ctx, hc, rx, f.srv.URL, 0, win)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer decoding.close()
-	counting, err := dialCall(ctx, hc, rx, f.srv.URL, 1, false, win)
+	defer a.close()
+	b, err := dialCall(ctx, hc, rx, f.srv.URL, 1, win)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer counting.close()
-	if !strings.HasPrefix(decoding.Location, "/v1/calls/") || !strings.HasPrefix(counting.Location, "/v1/calls/") {
-		t.Errorf("locations: %q %q", decoding.Location, counting.Location)
+	defer b.close()
+	if !strings.HasPrefix(a.Location, "/v1/calls/") || !strings.HasPrefix(b.Location, "/v1/calls/") {
+		t.Errorf("locations: %q %q", a.Location, b.Location)
 	}
 	cfg := &driveConfig{Duty: 0.5, Listen: twoWay}
 	res := &driveResult{}
-	httpBot := &bot{cfg: cfg, hc: hc, base: f.srv.URL, call: decoding, mode: driveHTTP, res: res, win: win}
-	wsBot := &bot{cfg: cfg, hc: hc, base: f.srv.URL, call: counting, mode: driveWS, res: res, win: win}
+	httpBot := &bot{cfg: cfg, hc: hc, base: f.srv.URL, call: a, mode: driveHTTP, res: res, win: win}
+	wsBot := &bot{cfg: cfg, hc: hc, base: f.srv.URL, call: b, mode: driveWS, res: res, win: win}
 	for _, b := range []*bot{httpBot, wsBot} {
 		if err := b.open(ctx); err != nil {
 			t.Fatal(err)
@@ -332,12 +332,14 @@ func testReceivers(t *testing.T, codec media.Codec, twoWay bool) {
 	}
 	unknown := rx.unknown.Load()
 	rx.freeze()
-	decoding.hangup(hc, f.srv.URL)
-	counting.hangup(hc, f.srv.URL)
-	decoding.close()
-	counting.close()
-
-	for _, c := range []*callClient{decoding, counting} {
+	a.hangup(hc, f.srv.URL)
+	b.hangup(hc, f.srv.URL)
+	a.close()
+	b.close()
+	if unknown != 0 || rx.conn.drops.Load() != 0 {
+		t.Errorf("unknown %d drops %d", unknown, rx.conn.drops.Load())
+	}
+	for _, c := range []*callClient{a, b} {
 		s := c.Stats
 		// ~1.6 s at 50 packets/s; loose bounds: the race detector is slow.
 		// (Late frames are the sender's timing: not asserted.)
@@ -346,24 +348,12 @@ func testReceivers(t *testing.T, codec media.Codec, twoWay bool) {
 				c.Index, s.Packets, s.Pacing.Count, s.Gaps, s.Unparsed, s.Skips)
 		}
 		// G.711 silence is as large as speech: only markers tell speech.
-		if minSpeech := map[bool]uint64{false: 25, true: 1}[codec.IsG711()]; s.Speech < minSpeech {
+		if want := map[bool]uint64{false: 25, true: 1}[codec.IsG711()]; s.Speech < want || s.Speech > want+1 {
 			t.Errorf("call %d: speech %d", c.Index, s.Speech)
 		}
 		if start := s.speechStart.Load(); start <= sent || start > sent+int64(5*time.Second) {
 			t.Errorf("call %d: speech started %v after the text", c.Index, time.Duration(start-sent))
 		}
-	}
-	if counting.Audio != nil {
-		t.Error("counting call decodes")
-	}
-	a := decoding.Audio
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if unknown != 0 || rx.conn.drops.Load() != 0 {
-		t.Errorf("unknown %d drops %d", unknown, rx.conn.drops.Load())
-	}
-	if a.SpeechFrames < 25 || a.SpeechFrames > 26 || a.SpeechLoud < 20 || a.SilenceFrames < 10 || a.SilenceMaxDB > -60 || a.DecodeErrors != 0 {
-		t.Errorf("audio: %+v", a)
 	}
 }
 

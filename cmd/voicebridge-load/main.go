@@ -5,10 +5,10 @@
 // Pion receivers on loopback, drives text at a voice-bot duty cycle through
 // the HTTP API and the bot WebSocket, and reports pacing error (kernel
 // receive timestamps, taken before SRTP decryption), late frames, sequence
-// gaps, and CPU, memory and goroutines per call. It searches for the largest N at which pacing p99 stays ≤ 2 ms
-// (and ≤ 5 ms) with no late frames, confirms it with a longer run, and
-// prices idle calls and continuous speech, the latter against the peers
-// that peers.sh measured (-peers).
+// gaps, and CPU, memory and goroutines per call. It searches for the
+// largest N at which pacing p99 stays ≤ 2 ms (and ≤ 5 ms) with no late
+// frames, confirms it with a longer run, and prices idle calls and
+// continuous speech, the latter against the peers that peers.sh measured.
 //
 // Everything is bounded in time and count and stays on 127.0.0.0/8.
 //

@@ -73,14 +73,14 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		}
 		cfg := searchConfig{Start: o.Start, Max: o.Max, Probes: o.Probes, Abs: 25, Rel: 0.125}
 		r.SearchMax = o.Max
-		if r.MaxN, _, err = searchMaxN(cfg, func(n int) (bool, error) {
+		if r.MaxN, err = searchMaxN(cfg, func(n int) (bool, error) {
 			rep, err := probe(n)
 			return err == nil && rep.Pass, err
 		}); err != nil {
 			return err
 		}
 		cfg.Start = max(cfg.Start, r.MaxN)
-		if r.MaxN5, _, err = searchMaxN(cfg, func(n int) (bool, error) {
+		if r.MaxN5, err = searchMaxN(cfg, func(n int) (bool, error) {
 			rep, err := probe(n)
 			return err == nil && rep.Pass5, err
 		}); err != nil {

@@ -76,8 +76,8 @@ func codecParams(c media.Codec) webrtc.RTPCodecParameters {
 }
 
 // tap accounts one RTP packet, on the mux's reading goroutine; it says
-// whether Pion should get it (to decode). Read-locked while the stats
-// change, so that freeze stops all accounting.
+// whether Pion should get it. Read-locked while the stats change, so that
+// freeze stops all accounting.
 func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
@@ -92,7 +92,7 @@ func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 		return false
 	}
 	c.Stats.OnPacket(t, h)
-	return c.Audio != nil
+	return false // its SRTP is never decrypted
 }
 
 // setCalls registers c's addresses (add) or forgets them.
@@ -127,20 +127,15 @@ func (r *rxSocket) close() {
 }
 
 // callClient is one receiving call: a Pion PeerConnection on the shared
-// socket. Counting calls never let Pion decrypt RTP; sampled calls decode
-// and check the audio.
+// socket, which never sees the call's RTP.
 type callClient struct {
 	Index    int
 	Location string // the call's URL path
 	Stats    *callStats
-	Audio    *audioCheck // nil unless sampled
 
 	rx      *rxSocket
 	remotes []netip.AddrPort // the bridge's loopback candidates
 	pc      *webrtc.PeerConnection
-	wg      sync.WaitGroup // the decode goroutine
-	mu      sync.Mutex
-	closed  bool // guarded by mu: no decode goroutine starts after close
 }
 
 // quietLogger silences Pion: thousands of peers would drown the report.
@@ -152,7 +147,7 @@ func (quietLogger) NewLogger(string) logging.LeveledLogger {
 
 // dialCall opens one call on the bridge at base (http://127.0.0.1:port)
 // with an application/sdp offer, and waits until it is connected.
-func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, sampled bool, win *window) (_ *callClient, err error) {
+func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, win *window) (_ *callClient, err error) {
 	c := &callClient{Index: idx, Stats: newCallStats(win, rx.codec.ClockRate()), rx: rx}
 	defer func() {
 		if err != nil {
@@ -170,16 +165,6 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 		default:
 		}
 	})
-	if sampled {
-		c.Audio = &audioCheck{codec: rx.codec}
-		c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			if !c.closed {
-				c.wg.Go(func() { c.Audio.run(tr) })
-			}
-		})
-	}
 	var track *webrtc.TrackLocalStaticRTP
 	if rx.caller == nil {
 		_, err = c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
@@ -299,15 +284,10 @@ func (c *callClient) hangup(hc *http.Client, base string) {
 	}
 }
 
-// close tears down the peer connection, forgets the call's addresses and
-// waits for the decode goroutine.
+// close tears down the peer connection and forgets the call's addresses.
 func (c *callClient) close() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
 	if c.pc != nil {
 		_ = c.pc.Close()
 	}
 	c.rx.setCalls(c, false)
-	c.wg.Wait()
 }

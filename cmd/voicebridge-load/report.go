@@ -233,9 +233,6 @@ func printRun(w io.Writer, title string, p *runReport) {
 	if p.Codec == "pcmu" || p.Codec == "pcma" {
 		t.row("G.711: speech and silence frames are the same size", "counting receivers see talkspurt starts only: duty and speech-second rows do not apply")
 	}
-	a := p.Audio
-	t.row("decoded sample", fmt.Sprintf("%d calls: %d speech frames, %.0f%% above %d dBFS, mean %.1f dBFS; %d silence frames, loudest %.1f dBFS; %d decode errors",
-		a.Calls, a.SpeechFrames, 100*a.LoudFrac, loudDBFS, a.SpeechDBFS, a.SilenceFr, a.SilenceMaxDB, a.DecodeErrs))
 	t.row("CPU, cores busy: bridge / load generator / TTS server / rest of machine", fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", p.BridgeCPU, p.GenCPU, p.TTSCPU, p.OtherCPU))
 	if p.OtherCPU > 0.1 {
 		t.row("WARNING", fmt.Sprintf("the machine was not quiet: other processes used %.2f cores during the window", p.OtherCPU))

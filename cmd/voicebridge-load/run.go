@@ -37,7 +37,6 @@ type runOptions struct {
 
 const (
 	setupConcurrency = 8                      // calls being set up at once
-	sampledCalls     = 4                      // calls that decode their audio
 	rxBatchSleep     = time.Millisecond       // receivers: sleep when the socket is drained
 	drainTime        = 100 * time.Millisecond // after the window: the last packets arrive
 )
@@ -178,7 +177,7 @@ func setupCalls(ctx context.Context, hc *http.Client, rx *rxSocket, base string,
 	fewAtATime(ctx, n, func(i int) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		c, err := dialCall(cctx, hc, rx, base, i, i < sampledCalls, win)
+		c, err := dialCall(cctx, hc, rx, base, i, win)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {

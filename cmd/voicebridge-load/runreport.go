@@ -38,12 +38,11 @@ type runReport struct {
 	DutyMeas  float64 `json:"duty_measured"`
 	SpeechS   float64 `json:"speech_audio_s"`
 
-	BridgeLate     float64      `json:"bridge_late_frames"` // the bridge's counter over the window (−1: not exported)
-	Texts          int          `json:"texts"`
-	TextErrs       int          `json:"text_errors"`
-	Audio          audioSummary `json:"audio_check"`
-	CallerFrames   uint64       `json:"caller_frames_to_bots"`          // two-way: binary messages the bots got in the window
-	CallerExpected uint64       `json:"caller_frames_to_bots_expected"` // listening bots × window ÷ 20 ms
+	BridgeLate     float64 `json:"bridge_late_frames"` // the bridge's counter over the window (−1: not exported)
+	Texts          int     `json:"texts"`
+	TextErrs       int     `json:"text_errors"`
+	CallerFrames   uint64  `json:"caller_frames_to_bots"`          // two-way: binary messages the bots got in the window
+	CallerExpected uint64  `json:"caller_frames_to_bots_expected"` // listening bots × window ÷ 20 ms
 
 	// CPU and memory over the window.
 	BridgeCPU      float64  `json:"bridge_cpu_cores"`    // cores busy
@@ -60,16 +59,6 @@ type runReport struct {
 	GorPerCall     float64  `json:"goroutines_per_call"`
 	Perf           []string `json:"bridge_perf,omitempty"` // what the -perf command printed about the window
 	ShutdownS      float64  `json:"shutdown_s"`
-}
-
-type audioSummary struct {
-	Calls        int     `json:"calls"`
-	SpeechFrames int     `json:"speech_frames"`
-	LoudFrac     float64 `json:"speech_frames_with_energy"`
-	SpeechDBFS   float64 `json:"speech_mean_dbfs"`
-	SilenceFr    int     `json:"silence_frames"`
-	SilenceMaxDB float64 `json:"silence_max_dbfs"`
-	DecodeErrs   int     `json:"decode_errors"`
 }
 
 // The pacing limits of the issue: a run passes at p99 ≤ 2 ms; the largest
@@ -90,14 +79,11 @@ func (r *runReport) fillCPU(a, b cpuSample, bridgePID, ttsPID, calls int) {
 	r.OtherCPU = max(0, (b.machine-a.machine)/wall-r.BridgeCPU-r.GenCPU-r.TTSCPU)
 }
 
-// fillReceivers merges the calls' receive statistics and audio checks. The
-// receivers must be frozen.
+// fillReceivers merges the calls' receive statistics. The receivers must
+// be frozen.
 func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 	pacing := NewHistogram(pacingWidth, pacingLimit)
 	var speech uint64
-	var a audioSummary
-	a.SilenceMaxDB = math.Inf(-1)
-	var sumSq float64
 	for _, c := range live {
 		s := c.Stats
 		pacing.Merge(s.Pacing)
@@ -107,24 +93,7 @@ func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 		r.Skips += s.Skips
 		r.RxLate += s.Late
 		speech += s.Speech
-		if c.Audio != nil {
-			c.Audio.mu.Lock()
-			a.Calls++
-			a.SpeechFrames += c.Audio.SpeechFrames
-			a.LoudFrac += float64(c.Audio.SpeechLoud)
-			sumSq += c.Audio.SpeechSumSq
-			a.SilenceFr += c.Audio.SilenceFrames
-			a.SilenceMaxDB = max(a.SilenceMaxDB, c.Audio.SilenceMaxDB)
-			a.DecodeErrs += c.Audio.DecodeErrors
-			c.Audio.mu.Unlock()
-		}
 	}
-	if a.SpeechFrames > 0 {
-		a.LoudFrac /= float64(a.SpeechFrames)
-		a.SpeechDBFS = finite(round(dbfs(sumSq/float64(a.SpeechFrames)), 1), -999)
-	}
-	a.SilenceMaxDB = finite(a.SilenceMaxDB, -999)
-	r.Audio = a
 	r.PacingP50, r.PacingP99, r.PacingMax = ms(pacing.Quantile(0.50)), ms(pacing.Quantile(0.99)), ms(pacing.Max)
 	r.Expected = uint64(len(live)) * uint64(wall/frameDuration)
 	if r.Packets > 0 {
@@ -186,13 +155,4 @@ func round(v float64, digits int) float64 {
 	}
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
-}
-
-// finite maps NaN (no observations) and ±Inf (dBFS of digital silence) to
-// alt: JSON has neither.
-func finite(v, alt float64) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return alt
-	}
-	return v
 }
