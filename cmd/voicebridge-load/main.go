@@ -84,8 +84,6 @@ func main() {
 		fmt.Println(strings.Join(encoderEnv(), "\n"))
 		return
 	}
-	settings := map[string]string{}
-	fs.VisitAll(func(f *flag.Flag) { settings[f.Name] = f.Value.String() })
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -99,7 +97,7 @@ func main() {
 		log.Error("voicebridge-load: cleanup took over a minute; exiting")
 		os.Exit(3)
 	}()
-	if err := run(ctx, o, settings, log); err != nil {
+	if err := run(ctx, o, log); err != nil {
 		log.Error("voicebridge-load", "err", err)
 		os.Exit(1)
 	}
@@ -107,7 +105,7 @@ func main() {
 
 var errFlags = errors.New("load: bad flags")
 
-func run(ctx context.Context, o options, settings map[string]string, log *slog.Logger) (err error) {
+func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	switch {
 	case o.Duty < 0 || o.Duty > 1:
 		return fmt.Errorf("%w: -duty must be in [0, 1]", errFlags)
@@ -122,12 +120,9 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 	if err != nil {
 		return fmt.Errorf("%w: -codec: %v", errFlags, err)
 	}
-	r := &report{Started: time.Now(), Machine: machine(), Settings: settings,
-		Config: fmt.Sprintf("duty %.0f%%, window %v, final %v, idle %d, continuous %d, bridge-args %q",
-			100*o.Duty, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, o.BridgeArgs)}
-	if codec != media.CodecOpus || o.TwoWay { // named only if not the default, so older results compare
-		r.Config += fmt.Sprintf(", codec %v, two-way %v", codec, o.TwoWay)
-	}
+	r := &report{Started: time.Now(), Machine: machine(),
+		Config: fmt.Sprintf("duty %.0f%%, window %v, final %v, idle %d, continuous %d, codec %v, two-way %v, bridge-args %q",
+			100*o.Duty, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, codec, o.TwoWay, o.BridgeArgs)}
 	if o.Peers != "" {
 		if r.Peers, err = readPeers(o.Peers); err != nil {
 			return err

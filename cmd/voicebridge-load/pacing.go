@@ -82,14 +82,13 @@ type callStats struct {
 	pause   int    // silence frames since the last speech frame (≤ pauseFrames)
 	pauseIn uint64 // of those, in the window
 
-	Pacing   *Histogram // |inter-arrival − timestamp spacing|, in window
-	Packets  uint64     // in window, and so are the counts below
-	Speech   uint64     // talkspurt time in frames: speech frames and the pauses between them
-	Gaps     uint64     // missing by sequence number
-	Reorder  uint64
-	Skips    uint64 // frames skipped: timestamp jumped > 1 frame with no seq gap
-	Late     uint64 // more than lateThreshold behind the grid
-	Unparsed uint64
+	Pacing  *Histogram // |inter-arrival − timestamp spacing|, in window
+	Packets uint64     // in window, and so are the counts below
+	Speech  uint64     // talkspurt time in frames: speech frames and the pauses between them
+	Gaps    uint64     // missing by sequence number
+	Reorder uint64
+	Skips   uint64 // frames skipped: timestamp jumped > 1 frame with no seq gap
+	Late    uint64 // more than lateThreshold behind the grid
 
 	// Shared with calibrate: the first and the newest speech packet's time
 	// of the current talkspurt.

@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -33,9 +32,8 @@ type rxSocket struct {
 	caller *callerAudio // two-way runs only
 	hdr    rtp.Header   // the reading goroutine's
 
-	mu      sync.RWMutex
-	calls   map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
-	unknown atomic.Uint64                  // RTP from no registered address
+	mu    sync.RWMutex
+	calls map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
 }
 
 func newRxSocket(codec media.Codec, twoWay bool) (r *rxSocket, err error) {
@@ -83,15 +81,11 @@ func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 	defer r.mu.RUnlock()
 	c := r.calls[from]
 	if c == nil {
-		r.unknown.Add(1)
 		return true // Pion drops what it does not know
 	}
-	h, err := parseRTPHeader(&r.hdr, b)
-	if err != nil {
-		c.Stats.Unparsed++
-		return false
+	if h, err := parseRTPHeader(&r.hdr, b); err == nil {
+		c.Stats.OnPacket(t, h)
 	}
-	c.Stats.OnPacket(t, h)
 	return false // its SRTP is never decrypted
 }
 

@@ -13,26 +13,25 @@ import (
 
 // report is everything one invocation measured; it is written as JSON.
 type report struct {
-	Started    time.Time         `json:"started"`
-	Finished   time.Time         `json:"finished"`
-	Machine    machineInfo       `json:"machine"`
-	Config     string            `json:"config"`
-	Settings   map[string]string `json:"settings"`
-	Utterances []utterance       `json:"utterances"`
-	Search     []*runReport      `json:"search"`
-	MaxN       int               `json:"max_calls_passing"`     // search: pacing p99 ≤ 2 ms
-	MaxN5      int               `json:"max_calls_passing_5ms"` // search: pacing p99 ≤ 5 ms
-	SearchMax  int               `json:"search_max"`
-	Finals     []*runReport      `json:"finals,omitempty"`    // every final run, in order
-	Confirmed  int               `json:"max_calls_confirmed"` // N whose final run passed; 0 if none
-	G711       *runReport        `json:"g711,omitempty"`      // at the final N, PCMU
-	TwoWay     *runReport        `json:"two_way,omitempty"`   // at the final N, Opus with caller audio
-	Continuous *runReport        `json:"continuous_speech,omitempty"`
-	Idle       *runReport        `json:"idle,omitempty"`
-	Peers      *peersFile        `json:"peers,omitempty"`
-	Ratios     []ratio           `json:"ratios"`
-	Last       *summary          `json:"last_result,omitempty"`
-	Errors     []string          `json:"errors,omitempty"`
+	Started    time.Time    `json:"started"`
+	Finished   time.Time    `json:"finished"`
+	Machine    machineInfo  `json:"machine"`
+	Config     string       `json:"config"`
+	Utterances []utterance  `json:"utterances"`
+	Search     []*runReport `json:"search"`
+	MaxN       int          `json:"max_calls_passing"`     // search: pacing p99 ≤ 2 ms
+	MaxN5      int          `json:"max_calls_passing_5ms"` // search: pacing p99 ≤ 5 ms
+	SearchMax  int          `json:"search_max"`
+	Finals     []*runReport `json:"finals,omitempty"`    // every final run, in order
+	Confirmed  int          `json:"max_calls_confirmed"` // N whose final run passed; 0 if none
+	G711       *runReport   `json:"g711,omitempty"`      // at the final N, PCMU
+	TwoWay     *runReport   `json:"two_way,omitempty"`   // at the final N, Opus with caller audio
+	Continuous *runReport   `json:"continuous_speech,omitempty"`
+	Idle       *runReport   `json:"idle,omitempty"`
+	Peers      *peersFile   `json:"peers,omitempty"`
+	Ratios     []ratio      `json:"ratios"`
+	Last       *summary     `json:"last_result,omitempty"`
+	Errors     []string     `json:"errors,omitempty"`
 }
 
 // final is the last final run, or nil.
@@ -224,8 +223,8 @@ func printRun(w io.Writer, title string, p *runReport) {
 	t := newTable(w)
 	t.row("pacing error |inter-arrival − 20 ms| (kernel rx time)", fmt.Sprintf("p50 %.3f  p99 %.3f  max %.3f ms", p.PacingP50, p.PacingP99, p.PacingMax))
 	t.row("late frames (bridge counter / rx > 20 ms behind grid)", fmt.Sprintf("%.0f / %d", p.BridgeLate, p.RxLate))
-	t.row("packets received / expected, seq gaps, reordered, ts skips", fmt.Sprintf("%d / %d, %d, %d, %d", p.Packets, p.Expected, p.Gaps, p.Reorder, p.Skips))
-	t.row("receiver socket drops (ours, not the bridge's)", fmt.Sprint(p.RxDrops))
+	t.row("packets received / expected, seq gaps (our socket's drops), reordered, ts skips",
+		fmt.Sprintf("%d / %d, %d (%d), %d, %d", p.Packets, p.Expected, p.Gaps, p.RxDrops, p.Reorder, p.Skips))
 	t.row("texts sent / errors", fmt.Sprintf("%d / %d", p.Texts, p.TextErrs))
 	if p.TwoWay {
 		t.row("caller frames received by bots / expected", fmt.Sprintf("%d / %d (%.1f%%)", p.CallerFrames, p.CallerExpected, pct(p.CallerFrames, p.CallerExpected)))

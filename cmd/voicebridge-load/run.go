@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -10,7 +9,9 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -125,12 +126,13 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		stopAll()
 		return rep, err
 	}
-	c0 := sampleCPU()
+	pids := []int{tgt.PID, tts.PID, os.Getpid()}
+	c0 := sampleCPU(pids...)
 	perf := startPerf(ctx, o.PerfCmd, tgt.PID, o.Window)
 	win.start.Store(time.Now().UnixNano())
 	ok := sleepUntil(ctx, time.Now().Add(o.Window))
 	win.end.Store(time.Now().UnixNano())
-	c1 := sampleCPU()
+	c1 := sampleCPU(pids...)
 	m1, err := scrapeMetrics(ctx, hc, tgt.Base)
 	rss, rssErr := procRSS(tgt.PID)
 	stopAll()
@@ -173,7 +175,6 @@ func setupCalls(ctx context.Context, hc *http.Client, rx *rxSocket, base string,
 	start := time.Now()
 	calls := make([]*callClient, n)
 	var mu sync.Mutex
-	var errs []string
 	fewAtATime(ctx, n, func(i int) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -181,22 +182,13 @@ func setupCalls(ctx context.Context, hc *http.Client, rx *rxSocket, base string,
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			errs = append(errs, err.Error())
+			rep.SetupErr++
+			rep.FirstErr = cmp.Or(rep.FirstErr, err.Error())
 		}
 		calls[i] = c
 	})
 	rep.SetupS = time.Since(start).Seconds()
-	rep.SetupErr = len(errs)
-	if len(errs) > 0 {
-		rep.FirstErr = errs[0]
-	}
-	live := calls[:0:0]
-	for _, c := range calls {
-		if c != nil {
-			live = append(live, c)
-		}
-	}
-	return live
+	return slices.DeleteFunc(calls, func(c *callClient) bool { return c == nil })
 }
 
 // fewAtATime runs f(0) … f(n−1), setupConcurrency at a time, until ctx
@@ -232,8 +224,8 @@ func startPerf(ctx context.Context, cmd []string, pid int, window time.Duration)
 			return []string{fmt.Sprintf("perf command: %v: %s", err, strings.TrimSpace(stderr.String()))}
 		}
 		var lines []string
-		for sc := bufio.NewScanner(&out); sc.Scan(); {
-			if l := strings.TrimSpace(sc.Text()); l != "" {
+		for l := range strings.Lines(out.String()) {
+			if l = strings.TrimSpace(l); l != "" {
 				lines = append(lines, l)
 			}
 		}

@@ -72,9 +72,9 @@ const (
 // the machine between a and b.
 func (r *runReport) fillCPU(a, b cpuSample, bridgePID, ttsPID, calls int) {
 	wall := b.at.Sub(a.at).Seconds()
-	r.BridgeCPU = cores(a, b, bridgePID, true)
-	r.TTSCPU = cores(a, b, ttsPID, true)
-	r.GenCPU = cores(a, b, os.Getpid(), false)
+	r.BridgeCPU = cores(a, b, bridgePID)
+	r.TTSCPU = cores(a, b, ttsPID)
+	r.GenCPU = cores(a, b, os.Getpid())
 	r.CPUPerCallMs = r.BridgeCPU * 1000 / float64(calls)
 	r.OtherCPU = max(0, (b.machine-a.machine)/wall-r.BridgeCPU-r.GenCPU-r.TTSCPU)
 }
@@ -150,9 +150,6 @@ func (r *runReport) judge() {
 }
 
 func round(v float64, digits int) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return v
-	}
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
 }

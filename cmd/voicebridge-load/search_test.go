@@ -114,7 +114,7 @@ func TestRunRejectsBadFlags(t *testing.T) {
 	} {
 		o := good
 		change(&o)
-		if err := run(context.Background(), o, nil, slog.New(slog.DiscardHandler)); !errors.Is(err, errFlags) {
+		if err := run(context.Background(), o, slog.New(slog.DiscardHandler)); !errors.Is(err, errFlags) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}

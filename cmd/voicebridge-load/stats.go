@@ -6,13 +6,12 @@ import (
 )
 
 // Histogram counts non-negative durations in fixed-width buckets up to a
-// limit, plus an overflow count, and keeps the exact maximum: what a
+// limit (beyond it, only in Count) and keeps the exact maximum: what a
 // receiver updates per packet (O(1), no allocation). One goroutine owns
 // it; Merge combines them afterwards.
 type Histogram struct {
 	Width   time.Duration
 	Buckets []uint32 // Buckets[i] counts [i*Width, (i+1)*Width)
-	Over    uint64   // values ≥ len(Buckets)*Width
 	Count   uint64
 	Max     time.Duration
 }
@@ -29,8 +28,6 @@ func (h *Histogram) Add(d time.Duration) {
 	h.Max = max(h.Max, d)
 	if i := int(d / h.Width); i < len(h.Buckets) {
 		h.Buckets[i]++
-	} else {
-		h.Over++
 	}
 }
 
@@ -39,7 +36,6 @@ func (h *Histogram) Merge(o *Histogram) {
 	for i, c := range o.Buckets {
 		h.Buckets[i] += c
 	}
-	h.Over += o.Over
 	h.Count += o.Count
 	h.Max = max(h.Max, o.Max)
 }

@@ -45,8 +45,8 @@ func TestHistogramOverflowAndNegative(t *testing.T) {
 	h.Add(-time.Second) // counts as zero
 	h.Add(50 * time.Millisecond)
 	h.Add(70 * time.Millisecond)
-	if h.Over != 2 || h.Buckets[0] != 1 {
-		t.Fatalf("over %d, bucket0 %d", h.Over, h.Buckets[0])
+	if h.Count != 3 || h.Buckets[0] != 1 {
+		t.Fatalf("count %d, bucket0 %d", h.Count, h.Buckets[0])
 	}
 	if got := h.Quantile(0.5); got != 50*time.Millisecond && got != 70*time.Millisecond {
 		// rank 2 is in the overflow: reported as Max.
@@ -69,8 +69,8 @@ func TestHistogramMerge(t *testing.T) {
 	}
 	b.Add(time.Second)
 	a.Merge(b)
-	if a.Count != 11 || a.Over != 1 || a.Max != time.Second {
-		t.Fatalf("merged: count %d over %d max %v", a.Count, a.Over, a.Max)
+	if a.Count != 11 || a.Max != time.Second {
+		t.Fatalf("merged: count %d max %v", a.Count, a.Max)
 	}
 	if got := a.Quantile(0.5); got != 6*time.Millisecond {
 		t.Errorf("p50 of 0..9 ms and 1 s = %v, want 6ms (bucket [5,6) upper edge)", got)
