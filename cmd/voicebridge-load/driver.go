@@ -40,20 +40,16 @@ type driveConfig struct {
 
 // driveResult is what the bots did, merged over calls.
 type driveResult struct {
-	mu              sync.Mutex // guards all but heard
-	Texts, TextErrs int        // in the window
-	FirstErr        string
+	texts, textErrs atomic.Uint64 // over the run
 	heard           atomic.Uint64 // caller audio messages the bots got in the window
-}
-
-func (r *driveResult) do(f func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f()
+	mu              sync.Mutex
+	firstErr        string // guarded by mu
 }
 
 func (r *driveResult) fail(what string, err error) {
-	r.do(func() { r.FirstErr = cmp.Or(r.FirstErr, fmt.Sprintf("%s: %v", what, err)) })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.firstErr = cmp.Or(r.firstErr, fmt.Sprintf("%s: %v", what, err))
 }
 
 // bot drives one call.
@@ -146,33 +142,25 @@ func (b *bot) run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		b.res.texts.Add(1)
 		if err != nil {
+			b.res.textErrs.Add(1)
 			b.res.fail("text", err)
-		}
-		if b.win.contains(time.Now().UnixNano()) {
-			b.res.do(func() {
-				b.res.Texts++
-				b.res.TextErrs += boolInt(err != nil)
-			})
 		}
 	}
 }
 
+// text sends text to speak: on the bot WebSocket from the bot's goroutine
+// (its only writer), with a deadline, or with a POST.
 func (b *bot) text(ctx context.Context, text string) error {
 	if b.mode == driveWS {
 		msg, _ := json.Marshal(map[string]any{"type": "text", "text": text, "flush": true, "try_trigger_generation": true})
-		return b.wsWrite(msg)
+		_ = b.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		return b.ws.WriteMessage(websocket.TextMessage, msg)
 	}
 	body, _ := json.Marshal(map[string]any{"text": text, "flush": true, "try_trigger_generation": true})
 	_, _, err := request(ctx, b.hc, http.MethodPost, b.base+b.call.Location+"/text", "application/json", body, http.StatusAccepted)
 	return err
-}
-
-// wsWrite sends one message on the bot WebSocket, from the bot's goroutine
-// (its only writer), with a deadline.
-func (b *bot) wsWrite(msg []byte) error {
-	_ = b.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return b.ws.WriteMessage(websocket.TextMessage, msg)
 }
 
 // sleepUntil waits for t or ctx; it reports whether t was reached.
@@ -183,11 +171,4 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

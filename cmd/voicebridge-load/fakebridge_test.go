@@ -113,7 +113,7 @@ func (f *fakeBridge) create(w http.ResponseWriter, r *http.Request) {
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.LoggerFactory = quietLogger{}
+	se.LoggerFactory = quietLogger
 	var me webrtc.MediaEngine
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		http.Error(w, err.Error(), 500)

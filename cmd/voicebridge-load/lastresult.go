@@ -33,7 +33,6 @@ type summary struct {
 	TwoWayP99    float64 `json:"two_way_pacing_p99_ms,omitempty"`
 	TwoWayCPUMs  float64 `json:"two_way_cpu_ms_per_call_s,omitempty"`
 	TwoWayCaller float64 `json:"two_way_caller_frames_delivered,omitempty"` // fraction
-	Note         string  `json:"note,omitempty"`                            // where the numbers come from, if not from this tool
 }
 
 // summarizeReport picks the summary's numbers out of r.
@@ -63,9 +62,11 @@ func summarizeReport(r *report) summary {
 	if r.Continuous != nil {
 		s.SpeechCPU = round(r.Continuous.CPUPerSpeechS, 5)
 	}
-	for _, q := range r.Ratios {
-		if q.Peer == "ffmpeg" {
-			s.VsFFmpeg = q.Ratio
+	if r.Peers != nil {
+		for _, p := range r.Peers.Peers {
+			if p.Name == "ffmpeg" {
+				s.VsFFmpeg = r.vs(p)
+			}
 		}
 	}
 	return s

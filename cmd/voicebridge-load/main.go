@@ -39,7 +39,6 @@ type options struct {
 	Out                         string
 	Calls, Start, Max, Probes   int
 	Warmup, Window, FinalWindow time.Duration
-	Duty                        float64
 	IdleCalls, CostCalls        int
 	BridgeArgs                  string
 	Peers, Perf, Last           string
@@ -47,6 +46,10 @@ type options struct {
 	TwoWay                      bool
 	Timeout                     time.Duration
 }
+
+// duty is the fraction of the time each bot speaks: the voice-bot
+// workload. The idle and continuous-speech runs use 0 and 1.
+const duty = 0.4
 
 // generatorNice is this tool's nice value (the bridge runs at 0), so that
 // on a saturated machine the bridge gets the CPU; kernel receive timestamps
@@ -65,7 +68,6 @@ func main() {
 	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "per run: time after the calls are up before measuring")
 	fs.DurationVar(&o.Window, "window", 20*time.Second, "per run: measured time (search probes, idle and continuous runs)")
 	fs.DurationVar(&o.FinalWindow, "final-window", 60*time.Second, "final run at the largest passing N: measured time (0: none)")
-	fs.Float64Var(&o.Duty, "duty", 0.4, "fraction of the time each bot speaks (0 ≤ duty ≤ 1; 0: idle calls)")
 	fs.IntVar(&o.IdleCalls, "idle-calls", 100, "calls in the idle run (no text: what an idle call costs; 0: none)")
 	fs.IntVar(&o.CostCalls, "cost-calls", 20, "calls in the continuous-speech cost run (duty 100%; 0: none)")
 	fs.StringVar(&o.BridgeArgs, "bridge-args", "", "extra flags for the bridge, space separated")
@@ -75,10 +77,6 @@ func main() {
 	fs.StringVar(&o.Codec, "codec", "opus", "what the receivers offer: opus, pcmu or pcma (a full run adds a pcmu run at the final N)")
 	fs.BoolVar(&o.TwoWay, "two-way", false, "receivers send caller audio and every bot listens (a full run adds a two-way run at the final N)")
 	fs.DurationVar(&o.Timeout, "timeout", 25*time.Minute, "hard bound on the whole run")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: voicebridge-load [flags]\n\nLoad, latency and cost report for voicebridge (loopback only).\n\n")
-		fs.PrintDefaults()
-	}
 	_ = fs.Parse(os.Args[1:])
 	if *encoder {
 		fmt.Println(strings.Join(encoderEnv(), "\n"))
@@ -107,8 +105,6 @@ var errFlags = errors.New("load: bad flags")
 
 func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	switch {
-	case o.Duty < 0 || o.Duty > 1:
-		return fmt.Errorf("%w: -duty must be in [0, 1]", errFlags)
 	case o.Window <= 0 || o.Warmup < 0 || o.FinalWindow < 0:
 		return fmt.Errorf("%w: -window must be positive, -warmup and -final-window not negative", errFlags)
 	case o.Calls < 0 || o.IdleCalls < 0 || o.CostCalls < 0:
@@ -122,7 +118,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	}
 	r := &report{Started: time.Now(), Machine: machine(),
 		Config: fmt.Sprintf("duty %.0f%%, window %v, final %v, idle %d, continuous %d, codec %v, two-way %v, bridge-args %q",
-			100*o.Duty, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, codec, o.TwoWay, o.BridgeArgs)}
+			100*duty, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, codec, o.TwoWay, o.BridgeArgs)}
 	if o.Peers != "" {
 		if r.Peers, err = readPeers(o.Peers); err != nil {
 			return err
@@ -144,7 +140,7 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		return err
 	}
 	base := runOptions{
-		Warmup: o.Warmup, Window: o.Window, Codec: codec, TwoWay: o.TwoWay, Drive: driveConfig{Duty: o.Duty},
+		Warmup: o.Warmup, Window: o.Window, Codec: codec, TwoWay: o.TwoWay, Drive: driveConfig{Duty: duty},
 		Bin: bin, BridgeArgs: strings.Fields(o.BridgeArgs), LogDir: filepath.Join(out, "logs"), PerfCmd: strings.Fields(o.Perf), Log: log,
 	}
 	defer func() {
@@ -153,7 +149,6 @@ func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 		}
 		r.Finished = time.Now()
 		r.Machine.LoadEnd = loadavg()
-		r.Ratios = ratios(r)
 		now := summarizeReport(r)
 		printReport(os.Stdout, r, now)
 		if name, werr := writeJSON(out, r); werr != nil {

@@ -104,22 +104,11 @@ func parsePeers(r io.Reader) (*peersFile, error) {
 	return pf, sc.Err()
 }
 
-// ratio is voicebridge's CPU per speech-second in continuous speech over a
-// peer's per audio-second.
-type ratio struct {
-	Peer  string  `json:"peer"`
-	VB    float64 `json:"voicebridge_cpu_s_per_speech_s"`
-	Other float64 `json:"peer_cpu_s_per_audio_s"`
-	Ratio float64 `json:"ratio"`
-}
-
-func ratios(r *report) (out []ratio) {
-	if r.Peers == nil || r.Continuous == nil || r.Continuous.CPUPerSpeechS <= 0 {
-		return nil
+// vs is voicebridge's CPU per speech-second in continuous speech over p's
+// per audio-second; 0 if either was not measured.
+func (r *report) vs(p peerResult) float64 {
+	if r.Continuous == nil || r.Continuous.CPUPerSpeechS <= 0 || p.PerAudioS <= 0 {
+		return 0
 	}
-	v := r.Continuous.CPUPerSpeechS
-	for _, p := range r.Peers.Peers {
-		out = append(out, ratio{p.Name, round(v, 5), p.PerAudioS, round(v/p.PerAudioS, 3)})
-	}
-	return out
+	return round(r.Continuous.CPUPerSpeechS/p.PerAudioS, 3)
 }

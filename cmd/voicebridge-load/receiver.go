@@ -41,13 +41,13 @@ func newRxSocket(codec media.Codec, twoWay bool) (r *rxSocket, err error) {
 	if r.conn, err = listenTap(r.tap, rxBatchSleep); err != nil {
 		return nil, err
 	}
-	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: r.conn, Logger: quietLogger{}.NewLogger("")})
+	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: r.conn, Logger: quietLogger.NewLogger("")})
 	var se webrtc.SettingEngine
 	se.SetICEUDPMux(r.mux)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.LoggerFactory = quietLogger{}
+	se.LoggerFactory = quietLogger
 	var me webrtc.MediaEngine
 	err = me.RegisterCodec(codecParams(codec), webrtc.RTPCodecTypeAudio)
 	// An empty registry, not nil (Pion's defaults): receivers send no NACKs,
@@ -115,9 +115,7 @@ func (r *rxSocket) close() {
 	if r.caller != nil {
 		r.caller.stop()
 	}
-	if r.mux != nil {
-		_ = r.mux.Close()
-	}
+	_ = r.mux.Close()
 }
 
 // callClient is one receiving call: a Pion PeerConnection on the shared
@@ -133,11 +131,7 @@ type callClient struct {
 }
 
 // quietLogger silences Pion: thousands of peers would drown the report.
-type quietLogger struct{}
-
-func (quietLogger) NewLogger(string) logging.LeveledLogger {
-	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, io.Discard)
-}
+var quietLogger = &logging.DefaultLoggerFactory{DefaultLogLevel: logging.LogLevelDisabled, Writer: io.Discard}
 
 // dialCall opens one call on the bridge at base (http://127.0.0.1:port)
 // with an application/sdp offer, and waits until it is connected.
@@ -215,7 +209,7 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 }
 
 // request sends one HTTP request and returns the response's body (up to
-// 1 MiB) and header; a status other than want is a *statusError.
+// 1 MiB) and header; a status other than want is an error.
 func request(ctx context.Context, hc *http.Client, method, url, contentType string, body []byte, want int) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
@@ -231,16 +225,10 @@ func request(ctx context.Context, hc *http.Client, method, url, contentType stri
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err == nil && resp.StatusCode != want {
-		err = &statusError{fmt.Sprintf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))}
+		err = fmt.Errorf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return b, resp.Header, err
 }
-
-type statusError struct{ msg string }
-
-func (e *statusError) Error() string { return e.msg }
-
-var errNoLoopbackCandidate = errors.New("load: the answer has no loopback ICE candidate")
 
 // loopbackOnly drops every ICE candidate of sdp whose address is not a
 // loopback IP, so that no check is ever sent elsewhere, and fails if none
@@ -264,7 +252,7 @@ func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
 		out.WriteString(l)
 	}
 	if len(kept) == 0 {
-		return "", nil, errNoLoopbackCandidate
+		return "", nil, errors.New("load: the answer has no loopback ICE candidate")
 	}
 	return out.String(), kept, nil
 }

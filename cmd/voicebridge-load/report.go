@@ -29,7 +29,6 @@ type report struct {
 	Continuous *runReport   `json:"continuous_speech,omitempty"`
 	Idle       *runReport   `json:"idle,omitempty"`
 	Peers      *peersFile   `json:"peers,omitempty"`
-	Ratios     []ratio      `json:"ratios"`
 	Last       *summary     `json:"last_result,omitempty"`
 	Errors     []string     `json:"errors,omitempty"`
 }
@@ -149,10 +148,8 @@ func printReport(w io.Writer, r *report, now summary) {
 		t.row("peer", "CPU s/audio s", "marginal (no start-up)", "voicebridge continuous speech ÷ peer (< 1: voicebridge is cheaper)")
 		for _, p := range pf.Peers {
 			vs := "-"
-			for _, q := range r.Ratios {
-				if q.Peer == p.Name {
-					vs = fmt.Sprintf("%.5f ÷ %.5f = %.2f×", q.VB, q.Other, q.Ratio)
-				}
+			if q := r.vs(p); q > 0 {
+				vs = fmt.Sprintf("%.5f ÷ %.5f = %.2f×", r.Continuous.CPUPerSpeechS, p.PerAudioS, q)
 			}
 			t.row(p.Name, fmt.Sprintf("%.5f", p.PerAudioS), fmt.Sprintf("%.5f", p.Marginal), vs)
 		}
@@ -225,7 +222,7 @@ func printRun(w io.Writer, title string, p *runReport) {
 	t.row("late frames (bridge counter / rx > 20 ms behind grid)", fmt.Sprintf("%.0f / %d", p.BridgeLate, p.RxLate))
 	t.row("packets received / expected, seq gaps (our socket's drops), reordered, ts skips",
 		fmt.Sprintf("%d / %d, %d (%d), %d, %d", p.Packets, p.Expected, p.Gaps, p.RxDrops, p.Reorder, p.Skips))
-	t.row("texts sent / errors", fmt.Sprintf("%d / %d", p.Texts, p.TextErrs))
+	t.row("texts sent / errors (the whole run)", fmt.Sprintf("%d / %d", p.Texts, p.TextErrs))
 	if p.TwoWay {
 		t.row("caller frames received by bots / expected", fmt.Sprintf("%d / %d (%.1f%%)", p.CallerFrames, p.CallerExpected, pct(p.CallerFrames, p.CallerExpected)))
 	}

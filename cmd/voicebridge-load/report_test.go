@@ -38,7 +38,6 @@ func sampleReport() *report {
 			{Name: "gstreamer", PerAudioS: 0.0047, Marginal: 0.0045},
 		}},
 	}
-	r.Ratios = ratios(r)
 	return r
 }
 
@@ -94,16 +93,14 @@ func TestPrintReport(t *testing.T) {
 	}
 }
 
-func TestRatios(t *testing.T) {
+func TestVsPeers(t *testing.T) {
 	r := sampleReport()
-	if len(r.Ratios) != 2 {
-		t.Fatalf("%d ratios: %+v", len(r.Ratios), r.Ratios)
+	gst := r.Peers.Peers[1]
+	if q := r.vs(gst); q != 2.213 { // 0.0104 ÷ 0.0047
+		t.Errorf("continuous speech vs gstreamer: %v", q)
 	}
-	if q := r.Ratios[1]; q.Peer != "gstreamer" || q.VB != 0.0104 || q.Ratio != 2.213 {
-		t.Errorf("continuous speech vs gstreamer: %+v", q)
-	}
-	if ratios(&report{Continuous: r.Continuous}) != nil || ratios(&report{Peers: r.Peers}) != nil {
-		t.Error("ratios without peers or continuous speech")
+	if q := (&report{}).vs(gst); q != 0 {
+		t.Errorf("without continuous speech: %v", q)
 	}
 }
 

@@ -157,11 +157,9 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	if rep.SpeechS > 0 && !o.Codec.IsG711() { // G.711: speech time is not seen
 		rep.CPUPerSpeechS = rep.BridgeCPU * wall.Seconds() / rep.SpeechS
 	}
-	res.do(func() {
-		rep.Texts, rep.TextErrs = res.Texts, res.TextErrs
-		rep.FirstErr = cmp.Or(rep.FirstErr, res.FirstErr)
-	})
-	rep.CallerFrames = res.heard.Load()
+	// The bots are stopped: their results are final.
+	rep.Texts, rep.TextErrs, rep.CallerFrames = res.texts.Load(), res.textErrs.Load(), res.heard.Load()
+	rep.FirstErr = cmp.Or(rep.FirstErr, res.firstErr)
 	if o.TwoWay {
 		rep.CallerExpected = uint64(len(bots)) * uint64(wall/frameDuration)
 	}

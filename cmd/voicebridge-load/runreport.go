@@ -39,8 +39,8 @@ type runReport struct {
 	SpeechS   float64 `json:"speech_audio_s"`
 
 	BridgeLate     float64 `json:"bridge_late_frames"` // the bridge's counter over the window (−1: not exported)
-	Texts          int     `json:"texts"`
-	TextErrs       int     `json:"text_errors"`
+	Texts          uint64  `json:"texts"`
+	TextErrs       uint64  `json:"text_errors"`
 	CallerFrames   uint64  `json:"caller_frames_to_bots"`          // two-way: binary messages the bots got in the window
 	CallerExpected uint64  `json:"caller_frames_to_bots_expected"` // listening bots × window ÷ 20 ms
 

@@ -101,10 +101,8 @@ func TestSearchEdges(t *testing.T) {
 }
 
 func TestRunRejectsBadFlags(t *testing.T) {
-	good := options{Window: time.Second, Duty: 0.4, Start: 1, Max: 2, Probes: 1, Codec: "opus"}
+	good := options{Window: time.Second, Start: 1, Max: 2, Probes: 1, Codec: "opus"}
 	for name, change := range map[string]func(*options){
-		"duty > 1":        func(o *options) { o.Duty = 1.5 },
-		"negative duty":   func(o *options) { o.Duty = -0.1 },
 		"no window":       func(o *options) { o.Window = 0 },
 		"negative warmup": func(o *options) { o.Warmup = -time.Second },
 		"negative calls":  func(o *options) { o.Calls = -1 },
