@@ -12,12 +12,10 @@ import (
 // (cmd/voicebridge-load/last-result.json, via -last), so that the next run
 // shows what changed. Zero means not measured.
 type summary struct {
-	Date    string `json:"date"`
-	Commit  string `json:"commit"`
-	Machine string `json:"machine"`
-	// Config names the settings the numbers depend on; runs under other
-	// settings are not compared.
-	Config       string  `json:"config"`
+	Date         string  `json:"date"`
+	Commit       string  `json:"commit"`
+	Machine      string  `json:"machine"`
+	Config       string  `json:"config"`              // the settings: runs under others are not compared
 	MaxN2        int     `json:"max_calls_p99_2ms"`   // confirmed by the final run if there was one
 	MaxN5        int     `json:"max_calls_p99_5ms"`   // from the search's probes
 	P99Ms        float64 `json:"final_pacing_p99_ms"` // the final run's

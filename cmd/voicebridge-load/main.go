@@ -88,8 +88,7 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	go func() {
-		// Bounded in time whatever happens: a minute to clean up after a
-		// signal or the timeout, then out.
+		// Bounded in time whatever happens: a minute to clean up, then out.
 		<-ctx.Done()
 		time.Sleep(time.Minute)
 		log.Error("voicebridge-load: cleanup took over a minute; exiting")

@@ -107,8 +107,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		}
 	}
 	if f := r.final(); f != nil && o.Calls == 0 {
-		// What G.711 and caller audio cost the speaking path at the same N
-		// (issues 12 and 13).
+		// What G.711 and caller audio cost the speaking path at the same N.
 		if r.G711, err = run("g711", f.Calls, o.FinalWindow, false, func(ro *runOptions) { ro.Codec, ro.TwoWay = media.CodecPCMU, false }); err != nil {
 			return err
 		}

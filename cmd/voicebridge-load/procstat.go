@@ -55,14 +55,14 @@ func cores(a, b cpuSample, pid int) float64 {
 	return (y - x) / wall
 }
 
-// procRSS is the resident memory of pid in bytes.
+// procRSS is the resident memory of pid in MiB.
 func procRSS(pid int) (float64, error) {
 	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
 	st, err := p.Stat()
-	return float64(st.ResidentMemory()), err
+	return float64(st.ResidentMemory()) / (1 << 20), err
 }
 
 // renice sets the nice value of every thread of process pid (0: this one):

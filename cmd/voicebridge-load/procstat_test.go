@@ -21,7 +21,7 @@ func TestSampleCPUSeesThisProcess(t *testing.T) {
 	if cores(a, b, -1) != 0 {
 		t.Error("an unknown PID used CPU")
 	}
-	if rss, err := procRSS(os.Getpid()); err != nil || rss < 1<<20 {
+	if rss, err := procRSS(os.Getpid()); err != nil || rss < 1 { // MiB
 		t.Errorf("rss %v %v", rss, err)
 	}
 	if _, err := procRSS(-1); err == nil {

@@ -66,12 +66,7 @@ func writeJSON(dir string, r *report) (string, error) {
 	return name, os.WriteFile(filepath.Join(dir, "load-latest.json"), b, 0o644)
 }
 
-func yesNo(b bool) string {
-	if b {
-		return "yes"
-	}
-	return "NO"
-}
+func yesNo(b bool) string { return map[bool]string{true: "yes", false: "NO"}[b] }
 
 func pct(a, b uint64) float64 { return 100 * float64(a) / float64(max(b, 1)) }
 
@@ -230,9 +225,6 @@ func printRun(w io.Writer, title string, p *runReport) {
 		t.row("G.711: speech and silence frames are the same size", "counting receivers see talkspurt starts only: duty and speech-second rows do not apply")
 	}
 	t.row("CPU, cores busy: bridge / load generator / TTS server / rest of machine", fmt.Sprintf("%.3f / %.3f / %.3f / %.3f", p.BridgeCPU, p.GenCPU, p.TTSCPU, p.OtherCPU))
-	if p.OtherCPU > 0.1 {
-		t.row("WARNING", fmt.Sprintf("the machine was not quiet: other processes used %.2f cores during the window", p.OtherCPU))
-	}
 	t.row("bridge CPU per call", fmt.Sprintf("%.3f ms per call-second (%.2f%% of a core)", p.CPUPerCallMs, p.CPUPerCallMs/10))
 	if p.CPUPerSpeechS > 0 { // not G.711's
 		t.row("bridge CPU per speech-second", fmt.Sprintf("%.5f s", p.CPUPerSpeechS))

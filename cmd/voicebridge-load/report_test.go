@@ -53,8 +53,8 @@ func TestPrintReport(t *testing.T) {
 		"final run: N=250 calls",
 		"p50 0.300  p99 1.200  max 4.000 ms",
 		"gstreamer  0.00470",
-		"0.01040 ÷ 0.00520 = 2.00×", // continuous speech ÷ ffmpeg
-		"WARNING",                   // 0.3 cores of other processes
+		"0.01040 ÷ 0.00520 = 2.00×",     // continuous speech ÷ ffmpeg
+		"1.100 / 0.200 / 0.000 / 0.300", // cores: bridge / generator / TTS / rest of the machine
 		"by object (10 samples): libopus 40.00%",
 		"250 (confirmed over 15 s, p99 1.200 ms)",
 		"0.500 MiB", "31.5",

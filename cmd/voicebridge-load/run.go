@@ -68,11 +68,9 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		return nil, err
 	}
 	rep.GoroutinesBase, _ = base.sum(metricGoroutines)
-	rssBase, err := procRSS(tgt.PID)
-	if err != nil {
+	if rep.RSSBase, err = procRSS(tgt.PID); err != nil {
 		return nil, err
 	}
-	rep.RSSBase = rssBase / (1 << 20)
 
 	rx, err := newRxSocket(o.Codec, o.TwoWay)
 	if err != nil {
@@ -152,7 +150,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	rep.fillReceivers(live, wall)
 	rep.RxDrops = rx.conn.drops.Load()
 	rep.fillBridgeMetrics(m0, m1, len(live))
-	rep.RSS = rss / (1 << 20)
+	rep.RSS = rss
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
 	if rep.SpeechS > 0 && !o.Codec.IsG711() { // G.711: speech time is not seen
 		rep.CPUPerSpeechS = rep.BridgeCPU * wall.Seconds() / rep.SpeechS

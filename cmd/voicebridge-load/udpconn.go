@@ -13,8 +13,7 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// errNotLoopback refuses a datagram to an address outside 127.0.0.0/8 or
-// ::1: this tool talks to nothing but this machine's loopback.
+// errNotLoopback: this tool sends to nothing but this machine's loopback.
 var errNotLoopback = errors.New("load: refusing to send outside loopback")
 
 const (
