@@ -76,7 +76,7 @@ type table struct{ *tabwriter.Writer }
 
 func newTable(w io.Writer) table { return table{tabwriter.NewWriter(w, 2, 0, 2, ' ', 0)} }
 
-func (t table) row(cells ...string) { fmt.Fprintf(t, "  %s\t\n", strings.Join(cells, "\t")) }
+func (t table) row(cells ...string) { fmt.Fprintf(t, "  %s\n", strings.Join(cells, "\t")) }
 
 // printReport writes the human report; now is r's summary.
 func printReport(w io.Writer, r *report, now summary) {
