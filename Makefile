@@ -91,13 +91,13 @@ test-cluster: deps-test
 	$(GO) test $(GOFLAGS_ALL) -race -count=1 -timeout 5m -run 'TestCluster' ./bridge/
 
 # bench: the Go micro-benchmarks, then the peers (ffmpeg, GStreamer: peers.sh,
-# on the still quiet machine), then the load/latency/cost report of
+# on the still quiet machine), then the load/pacing/cost report of
 # cmd/voicebridge-load (table on stdout, JSON in bench-results/): the search
 # for the largest N, its 60 s final run, the same N again with G.711 (PCMU)
 # and two-way calls (caller audio, bots listening), idle calls and continuous
 # speech. It compares with cmd/voicebridge-load/last-result.json and rewrites
 # it (commit it with a full run). About 12–20 minutes on 2 cores. Knobs:
-#   BENCH_FLAGS='-window 60s -final-window 300s'   (go run ./cmd/voicebridge-load -h)
+#   BENCH_FLAGS='-window 60s -final-window 300s -timeout 90m'   (go run ./cmd/voicebridge-load -h)
 #   PEER_SECONDS=300   GOBENCH='^$' (no micro-benchmarks)
 BENCH_FLAGS  ?=
 PEER_SECONDS ?= 60

@@ -27,8 +27,6 @@ type target struct {
 	log     *os.File
 }
 
-var errNotReady = errors.New("load: process did not become ready")
-
 // buildBridge builds ./cmd/voicebridge of the module at root into bin.
 func buildBridge(ctx context.Context, root, bin string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "nolibopusfile", "-o", bin, "./cmd/voicebridge")
@@ -44,11 +42,16 @@ func buildBridge(ctx context.Context, root, bin string) error {
 // as the bridge's CPU), then the bridge using it, with extra flags. Logs go
 // to dir/name-tts.log and dir/name.log. Stop both when done.
 func startTargets(ctx context.Context, bin string, extra []string, dir, name string) (bridge, tts *target, err error) {
-	if tts, err = startProc(ctx, bin, []string{"tts-server"}, filepath.Join(dir, name+"-tts.log"), ""); err != nil {
+	const ttsPath = "/api/v1/text-to-speech" // the Faseeh dialect; a plain GET gets 426 Upgrade Required
+	if tts, err = startProc(ctx, bin, []string{"tts-server"}, filepath.Join(dir, name+"-tts.log"), ttsPath, http.StatusUpgradeRequired); err != nil {
 		return nil, nil, err
 	}
-	tts.Base = "ws" + strings.TrimPrefix(tts.Base, "http") + "/api/v1/text-to-speech" // the Faseeh dialect
-	if bridge, err = startProc(ctx, bin, append([]string{"-tts-url", tts.Base, "-udp-ports", "40000-59999"}, extra...), filepath.Join(dir, name+".log"), "/healthz"); err != nil {
+	tts.Base = "ws" + strings.TrimPrefix(tts.Base, "http") + ttsPath
+	// -udp-ports: a socket per call on the bridge. All receivers of this
+	// tool share one socket, which the bridge's default shared port
+	// (-udp-port) cannot tell apart: one client socket per call there.
+	args := append([]string{"-tts-url", tts.Base, "-udp-ports", "40000-59999"}, extra...)
+	if bridge, err = startProc(ctx, bin, args, filepath.Join(dir, name+".log"), "/healthz", http.StatusOK); err != nil {
 		tts.stop()
 		return nil, nil, err
 	}
@@ -56,8 +59,8 @@ func startTargets(ctx context.Context, bin string, extra []string, dir, name str
 }
 
 // startProc runs bin with args and -listen on a free loopback port, and
-// waits until it answers HTTP: 200 on health if set, else anything.
-func startProc(ctx context.Context, bin string, args []string, logPath, health string) (*target, error) {
+// waits until a GET of path answers status.
+func startProc(ctx context.Context, bin string, args []string, logPath, path string, status int) (*target, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -89,17 +92,16 @@ func startProc(ctx context.Context, bin string, args []string, logPath, health s
 	// This tool runs reniced; what it measures at the normal priority.
 	// Threads started before the first pass are caught by the second.
 	_ = renice(t.PID, 0)
-	if err := t.waitReady(ctx, health); err != nil {
+	if err := t.waitReady(ctx, path, status); err != nil {
 		t.stop()
-		return nil, fmt.Errorf("%w: %s %s (log: %s): %v", errNotReady, bin, strings.Join(args, " "), logPath, err)
+		return nil, fmt.Errorf("load: %s %s did not become ready (log: %s): %v", bin, strings.Join(args, " "), logPath, err)
 	}
 	_ = renice(t.PID, 0)
 	return t, nil
 }
 
-// waitReady polls t.Base+health for up to 30 s until it answers (200 if
-// health is set).
-func (t *target) waitReady(ctx context.Context, health string) error {
+// waitReady polls t.Base+path for up to 30 s until it answers status.
+func (t *target) waitReady(ctx context.Context, path string, status int) error {
 	hc := &http.Client{Timeout: time.Second}
 	defer hc.CloseIdleConnections()
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
@@ -111,9 +113,7 @@ func (t *target) waitReady(ctx context.Context, health string) error {
 			return fmt.Errorf("exited: %v", t.exitErr)
 		default:
 		}
-		_, _, err := request(ctx, hc, http.MethodGet, t.Base+health, "", nil, http.StatusOK)
-		var se *statusError
-		if err == nil || health == "" && errors.As(err, &se) {
+		if _, _, err := request(ctx, hc, http.MethodGet, t.Base+path, "", nil, status); err == nil {
 			return nil
 		}
 	}

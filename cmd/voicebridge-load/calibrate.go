@@ -38,7 +38,7 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 	}
 	defer rx.close()
 	win := &window{}
-	c, err := dialCall(ctx, hc, rx, tgt.Base, 0, false, win)
+	c, err := dialCall(ctx, hc, rx, tgt.Base, 0, win)
 	if err != nil {
 		return nil, fmt.Errorf("load: calibration call: %w", err)
 	}
@@ -51,29 +51,22 @@ func calibrate(ctx context.Context, o runOptions, texts []string) ([]utterance, 
 	var out []utterance
 	for _, t := range texts {
 		sent := time.Now()
-		c.Stats.firstAudio.arm(sent.UnixNano())
 		if err := b.text(ctx, t); err != nil {
 			return nil, fmt.Errorf("load: calibration text: %w", err)
 		}
-		deadline := sent.Add(30 * time.Second)
-		var first time.Duration
-		for {
+		var first int64 // the first talkspurt's start: later ones (after a long pause) do not move it
+		for deadline := sent.Add(30 * time.Second); ; {
 			if !sleepUntil(ctx, time.Now().Add(50*time.Millisecond)) {
 				return nil, ctx.Err()
 			}
 			if time.Now().After(deadline) {
 				return nil, fmt.Errorf("load: calibration: no end of speech within 30 s for %q", t)
 			}
-			if first == 0 {
-				if fa := c.Stats.firstAudio.take(); len(fa) > 0 {
-					first = fa[0]
-				}
-				continue
+			if first == 0 && c.Stats.speechStart.Load() > sent.UnixNano() {
+				first = c.Stats.speechStart.Load()
 			}
-			last := c.Stats.lastSpeech.Load()
-			if time.Since(time.Unix(0, last)) > quietAfter {
-				d := time.Duration(last-sent.UnixNano()) - first + frameDuration
-				out = append(out, utterance{Text: t, Duration: d})
+			if last := c.Stats.lastSpeech.Load(); first != 0 && time.Since(time.Unix(0, last)) > quietAfter {
+				out = append(out, utterance{Text: t, Duration: time.Duration(last-first) + frameDuration})
 				break
 			}
 		}

@@ -20,12 +20,9 @@ import (
 type driveMode int
 
 const (
-	driveHTTP driveMode = iota // POST /v1/calls/{id}/text and /clear
+	driveHTTP driveMode = iota // POST /v1/calls/{id}/text
 	driveWS                    // the bot WebSocket /v1/calls/{id}/ws
 )
-
-// idleBefore: a call is silent if its last speech packet is this old.
-const idleBefore = 100 * time.Millisecond
 
 // utterance is a sentence the bots say and how long the bridge takes to
 // play it (calibrated once per run of the tool).
@@ -37,29 +34,22 @@ type utterance struct {
 // driveConfig is the bot behaviour shared by every call of a run.
 type driveConfig struct {
 	Duty       float64 // fraction of the time speaking, 0 ≤ Duty ≤ 1 (0: idle calls)
-	BargeEvery int     // interrupt every k-th utterance of a call (0: never)
 	Listen     bool    // every call's bot WebSocket listens to the caller (?listen=pcm_16000)
 	Utterances []utterance
 }
 
-// driveResult is what the bots saw in the window, merged over calls.
+// driveResult is what the bots did, merged over calls.
 type driveResult struct {
-	mu                               sync.Mutex // guards all but heard
-	Texts, TextErrs, Missed, BargeNA int        // Missed: texts whose speech was not heard before the next; BargeNA: clears when nothing played
-	Barge                            []time.Duration
-	Events                           map[string]int // bot WebSocket events by type, all the run
-	FirstErr                         string
-	heard                            atomic.Uint64 // caller audio messages the bots got
-}
-
-func (r *driveResult) do(f func()) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	f()
+	texts, textErrs atomic.Uint64 // over the run
+	heard           atomic.Uint64 // caller audio messages the bots got in the window
+	mu              sync.Mutex
+	firstErr        string // guarded by mu
 }
 
 func (r *driveResult) fail(what string, err error) {
-	r.do(func() { r.FirstErr = cmp.Or(r.FirstErr, fmt.Sprintf("%s: %v", what, err)) })
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.firstErr = cmp.Or(r.firstErr, fmt.Sprintf("%s: %v", what, err))
 }
 
 // bot drives one call.
@@ -101,8 +91,8 @@ func (b *bot) open(ctx context.Context) error {
 	return nil
 }
 
-// readEvents counts the bridge's events and caller audio messages until
-// the socket closes.
+// readEvents counts the caller audio messages of the window, and drops the
+// bridge's events, until the socket closes.
 func (b *bot) readEvents() {
 	defer close(b.wsDone)
 	for {
@@ -110,17 +100,9 @@ func (b *bot) readEvents() {
 		if err != nil {
 			return
 		}
-		if typ == websocket.BinaryMessage {
-			if _, err := io.Copy(io.Discard, r); err == nil && b.win.contains(time.Now().UnixNano()) {
-				b.res.heard.Add(1)
-			}
-			continue
+		if _, err := io.Copy(io.Discard, r); err == nil && typ == websocket.BinaryMessage && b.win.contains(time.Now().UnixNano()) {
+			b.res.heard.Add(1)
 		}
-		var ev struct{ Type string }
-		if json.NewDecoder(r).Decode(&ev) != nil || ev.Type == "" {
-			ev.Type = "unparsed"
-		}
-		b.res.do(func() { b.res.Events[ev.Type]++ })
 	}
 }
 
@@ -155,99 +137,29 @@ func (b *bot) run(ctx context.Context) {
 			return
 		}
 		u := us[(b.call.Index+k)%len(us)]
-		start := time.Now()
-		next = start.Add(b.cfg.period(u))
-		// Text → first speech is measured only from silence: while the
-		// call still speaks, the next speech packet says nothing about it.
-		arm := start.UnixNano()
-		if b.call.Stats.lastSpeech.Load() > arm-int64(idleBefore) {
-			arm = 0
-		}
-		missed := b.call.Stats.firstAudio.from.Swap(arm) != 0
+		next = time.Now().Add(b.cfg.period(u))
 		err := b.text(ctx, u.Text)
-		b.res.do(func() {
-			b.res.Missed += boolInt(missed)
-			b.res.Texts++
-			b.res.TextErrs += boolInt(err != nil)
-		})
+		if ctx.Err() != nil {
+			return
+		}
+		b.res.texts.Add(1)
 		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
+			b.res.textErrs.Add(1)
 			b.res.fail("text", err)
-			continue
-		}
-		if b.cfg.BargeEvery > 0 && (b.call.Index+k)%b.cfg.BargeEvery == b.cfg.BargeEvery-1 {
-			if at := b.barge(ctx, start, u); !at.IsZero() {
-				// The utterance was cut: keep the duty cycle on what was said.
-				next = start.Add(time.Duration(float64(at.Sub(start)) / b.cfg.Duty))
-			}
 		}
 	}
 }
 
-// barge interrupts the utterance about 40% into its speech, once speech is
-// playing, and measures clear → last speech packet. It returns when it sent
-// the clear (zero if it did not).
-func (b *bot) barge(ctx context.Context, start time.Time, u utterance) time.Time {
-	deadline := start.Add(5*time.Second + u.Duration)
-	// Wait for speech to start, then 40% of the utterance.
-	for b.call.Stats.firstAudio.from.Load() != 0 {
-		if !sleepUntil(ctx, time.Now().Add(20*time.Millisecond)) || time.Now().After(deadline) {
-			return time.Time{}
-		}
-	}
-	if !sleepUntil(ctx, time.Now().Add(u.Duration*2/5)) {
-		return time.Time{}
-	}
-	clearAt := time.Now()
-	at := clearAt.UnixNano()
-	playing := b.call.Stats.lastSpeech.Load() >= at-int64(frameDuration+5*time.Millisecond)
-	if playing {
-		b.call.Stats.toSilence.arm(at)
-	}
-	if err := b.clear(ctx); err != nil {
-		b.res.fail("clear", err)
-		return time.Time{}
-	}
-	if !sleepUntil(ctx, time.Now().Add(400*time.Millisecond)) {
-		return clearAt
-	}
-	b.res.do(func() {
-		if playing { // signed: negative when the last speech packet left before the clear
-			b.res.Barge = append(b.res.Barge, time.Duration(b.call.Stats.lastSpeech.Load()-at))
-		} else {
-			b.res.BargeNA++
-		}
-	})
-	return clearAt
-}
-
+// text sends text to speak: on the bot WebSocket from the bot's goroutine
+// (its only writer), with a deadline, or with a POST.
 func (b *bot) text(ctx context.Context, text string) error {
 	if b.mode == driveWS {
 		msg, _ := json.Marshal(map[string]any{"type": "text", "text": text, "flush": true, "try_trigger_generation": true})
-		return b.wsWrite(msg)
+		_ = b.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		return b.ws.WriteMessage(websocket.TextMessage, msg)
 	}
 	body, _ := json.Marshal(map[string]any{"text": text, "flush": true, "try_trigger_generation": true})
-	return b.post(ctx, b.call.Location+"/text", body, http.StatusAccepted)
-}
-
-func (b *bot) clear(ctx context.Context) error {
-	if b.mode == driveWS {
-		return b.wsWrite([]byte(`{"type":"clear"}`))
-	}
-	return b.post(ctx, b.call.Location+"/clear", nil, http.StatusNoContent)
-}
-
-// wsWrite sends one message on the bot WebSocket, from the bot's goroutine
-// (its only writer), with a deadline.
-func (b *bot) wsWrite(msg []byte) error {
-	_ = b.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	return b.ws.WriteMessage(websocket.TextMessage, msg)
-}
-
-func (b *bot) post(ctx context.Context, path string, body []byte, want int) error {
-	_, _, err := request(ctx, b.hc, http.MethodPost, b.base+path, "application/json", body, want)
+	_, _, err := request(ctx, b.hc, http.MethodPost, b.base+b.call.Location+"/text", "application/json", body, http.StatusAccepted)
 	return err
 }
 
@@ -259,11 +171,4 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -12,12 +12,10 @@ import (
 // (cmd/voicebridge-load/last-result.json, via -last), so that the next run
 // shows what changed. Zero means not measured.
 type summary struct {
-	Date    string `json:"date"`
-	Commit  string `json:"commit"`
-	Machine string `json:"machine"`
-	// Config names the settings the numbers depend on; runs under other
-	// settings are not compared.
-	Config       string  `json:"config"`
+	Date         string  `json:"date"`
+	Commit       string  `json:"commit"`
+	Machine      string  `json:"machine"`
+	Config       string  `json:"config"`              // the settings: runs under others are not compared
 	MaxN2        int     `json:"max_calls_p99_2ms"`   // confirmed by the final run if there was one
 	MaxN5        int     `json:"max_calls_p99_5ms"`   // from the search's probes
 	P99Ms        float64 `json:"final_pacing_p99_ms"` // the final run's
@@ -33,7 +31,6 @@ type summary struct {
 	TwoWayP99    float64 `json:"two_way_pacing_p99_ms,omitempty"`
 	TwoWayCPUMs  float64 `json:"two_way_cpu_ms_per_call_s,omitempty"`
 	TwoWayCaller float64 `json:"two_way_caller_frames_delivered,omitempty"` // fraction
-	Note         string  `json:"note,omitempty"`                            // where the numbers come from, if not from this tool
 }
 
 // summarizeReport picks the summary's numbers out of r.
@@ -63,9 +60,11 @@ func summarizeReport(r *report) summary {
 	if r.Continuous != nil {
 		s.SpeechCPU = round(r.Continuous.CPUPerSpeechS, 5)
 	}
-	for _, q := range r.Ratios {
-		if q.Peer == "ffmpeg" && strings.HasPrefix(q.Basis, "continuous") {
-			s.VsFFmpeg = q.Ratio
+	if r.Peers != nil {
+		for _, p := range r.Peers.Peers {
+			if p.Name == "ffmpeg" {
+				s.VsFFmpeg = r.vs(p)
+			}
 		}
 	}
 	return s

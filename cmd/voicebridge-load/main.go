@@ -5,11 +5,10 @@
 // Pion receivers on loopback, drives text at a voice-bot duty cycle through
 // the HTTP API and the bot WebSocket, and reports pacing error (kernel
 // receive timestamps, taken before SRTP decryption), late frames, sequence
-// gaps, first-audio and barge-in latency, and CPU, memory and goroutines
-// per call. It searches for the largest N at which pacing p99 stays ≤ 2 ms
-// (and ≤ 5 ms) with no late frames, confirms it with a longer run, and
-// prices idle calls and continuous speech, the latter against the peers
-// that peers.sh measured (-peers).
+// gaps, and CPU, memory and goroutines per call. It searches for the
+// largest N at which pacing p99 stays ≤ 2 ms (and ≤ 5 ms) with no late
+// frames, confirms it with a longer run, and prices idle calls and
+// continuous speech, the latter against the peers that peers.sh measured.
 //
 // Everything is bounded in time and count and stays on 127.0.0.0/8.
 //
@@ -40,8 +39,6 @@ type options struct {
 	Out                         string
 	Calls, Start, Max, Probes   int
 	Warmup, Window, FinalWindow time.Duration
-	Duty                        float64
-	BargeEvery                  int
 	IdleCalls, CostCalls        int
 	BridgeArgs                  string
 	Peers, Perf, Last           string
@@ -49,6 +46,10 @@ type options struct {
 	TwoWay                      bool
 	Timeout                     time.Duration
 }
+
+// duty is the fraction of the time each bot speaks: the voice-bot
+// workload. The idle and continuous-speech runs use 0 and 1.
+const duty = 0.4
 
 // generatorNice is this tool's nice value (the bridge runs at 0), so that
 // on a saturated machine the bridge gets the CPU; kernel receive timestamps
@@ -67,8 +68,6 @@ func main() {
 	fs.DurationVar(&o.Warmup, "warmup", 5*time.Second, "per run: time after the calls are up before measuring")
 	fs.DurationVar(&o.Window, "window", 20*time.Second, "per run: measured time (search probes, idle and continuous runs)")
 	fs.DurationVar(&o.FinalWindow, "final-window", 60*time.Second, "final run at the largest passing N: measured time (0: none)")
-	fs.Float64Var(&o.Duty, "duty", 0.4, "fraction of the time each bot speaks (0 ≤ duty ≤ 1; 0: idle calls)")
-	fs.IntVar(&o.BargeEvery, "barge-every", 4, "interrupt every k-th utterance of a call with clear (0: never)")
 	fs.IntVar(&o.IdleCalls, "idle-calls", 100, "calls in the idle run (no text: what an idle call costs; 0: none)")
 	fs.IntVar(&o.CostCalls, "cost-calls", 20, "calls in the continuous-speech cost run (duty 100%; 0: none)")
 	fs.StringVar(&o.BridgeArgs, "bridge-args", "", "extra flags for the bridge, space separated")
@@ -78,31 +77,24 @@ func main() {
 	fs.StringVar(&o.Codec, "codec", "opus", "what the receivers offer: opus, pcmu or pcma (a full run adds a pcmu run at the final N)")
 	fs.BoolVar(&o.TwoWay, "two-way", false, "receivers send caller audio and every bot listens (a full run adds a two-way run at the final N)")
 	fs.DurationVar(&o.Timeout, "timeout", 25*time.Minute, "hard bound on the whole run")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: voicebridge-load [flags]\n\nLoad, latency and cost report for voicebridge (loopback only).\n\n")
-		fs.PrintDefaults()
-	}
 	_ = fs.Parse(os.Args[1:])
 	if *encoder {
 		fmt.Println(strings.Join(encoderEnv(), "\n"))
 		return
 	}
-	settings := map[string]string{}
-	fs.VisitAll(func(f *flag.Flag) { settings[f.Name] = f.Value.String() })
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	go func() {
-		// Bounded in time whatever happens: a minute to clean up after a
-		// signal or the timeout, then out.
+		// Bounded in time whatever happens: a minute to clean up, then out.
 		<-ctx.Done()
 		time.Sleep(time.Minute)
 		log.Error("voicebridge-load: cleanup took over a minute; exiting")
 		os.Exit(3)
 	}()
-	if err := run(ctx, o, settings, log); err != nil {
+	if err := run(ctx, o, log); err != nil {
 		log.Error("voicebridge-load", "err", err)
 		os.Exit(1)
 	}
@@ -110,14 +102,12 @@ func main() {
 
 var errFlags = errors.New("load: bad flags")
 
-func run(ctx context.Context, o options, settings map[string]string, log *slog.Logger) (err error) {
+func run(ctx context.Context, o options, log *slog.Logger) (err error) {
 	switch {
-	case o.Duty < 0 || o.Duty > 1:
-		return fmt.Errorf("%w: -duty must be in [0, 1]", errFlags)
 	case o.Window <= 0 || o.Warmup < 0 || o.FinalWindow < 0:
 		return fmt.Errorf("%w: -window must be positive, -warmup and -final-window not negative", errFlags)
-	case o.Calls < 0 || o.IdleCalls < 0 || o.CostCalls < 0 || o.BargeEvery < 0:
-		return fmt.Errorf("%w: -calls, -idle-calls, -cost-calls and -barge-every must not be negative", errFlags)
+	case o.Calls < 0 || o.IdleCalls < 0 || o.CostCalls < 0:
+		return fmt.Errorf("%w: -calls, -idle-calls and -cost-calls must not be negative", errFlags)
 	case o.Calls == 0 && (o.Start < 1 || o.Max < o.Start || o.Probes < 1):
 		return fmt.Errorf("%w: the search needs 1 ≤ -start ≤ -max and -probes ≥ 1", errFlags)
 	}
@@ -125,12 +115,9 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 	if err != nil {
 		return fmt.Errorf("%w: -codec: %v", errFlags, err)
 	}
-	r := &report{Started: time.Now(), Machine: machine(), Settings: settings,
-		Config: fmt.Sprintf("duty %.0f%%, barge every %d, window %v, final %v, idle %d, continuous %d, bridge-args %q",
-			100*o.Duty, o.BargeEvery, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, o.BridgeArgs)}
-	if codec != media.CodecOpus || o.TwoWay { // named only if not the default, so older results compare
-		r.Config += fmt.Sprintf(", codec %v, two-way %v", codec, o.TwoWay)
-	}
+	r := &report{Started: time.Now(), Machine: machine(),
+		Config: fmt.Sprintf("duty %.0f%%, window %v, final %v, idle %d, continuous %d, codec %v, two-way %v, bridge-args %q",
+			100*duty, o.Window, o.FinalWindow, o.IdleCalls, o.CostCalls, codec, o.TwoWay, o.BridgeArgs)}
 	if o.Peers != "" {
 		if r.Peers, err = readPeers(o.Peers); err != nil {
 			return err
@@ -152,7 +139,7 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 		return err
 	}
 	base := runOptions{
-		Warmup: o.Warmup, Window: o.Window, Codec: codec, TwoWay: o.TwoWay, Drive: driveConfig{Duty: o.Duty, BargeEvery: o.BargeEvery},
+		Warmup: o.Warmup, Window: o.Window, Codec: codec, TwoWay: o.TwoWay, Drive: driveConfig{Duty: duty},
 		Bin: bin, BridgeArgs: strings.Fields(o.BridgeArgs), LogDir: filepath.Join(out, "logs"), PerfCmd: strings.Fields(o.Perf), Log: log,
 	}
 	defer func() {
@@ -161,7 +148,6 @@ func run(ctx context.Context, o options, settings map[string]string, log *slog.L
 		}
 		r.Finished = time.Now()
 		r.Machine.LoadEnd = loadavg()
-		r.Ratios = ratios(r)
 		now := summarizeReport(r)
 		printReport(os.Stdout, r, now)
 		if name, werr := writeJSON(out, r); werr != nil {

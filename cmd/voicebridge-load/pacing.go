@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,8 +67,7 @@ func (w *window) contains(t int64) bool {
 }
 
 // callStats is one call's receive-side accounting. OnPacket runs only on
-// the socket's reading goroutine; what it shares with the driver is atomic
-// or behind a mutex.
+// the socket's reading goroutine; what it shares is atomic.
 type callStats struct {
 	win   *window
 	clock int64 // RTP clock: 48000 (Opus) or 8000 (G.711)
@@ -84,52 +82,21 @@ type callStats struct {
 	pause   int    // silence frames since the last speech frame (≤ pauseFrames)
 	pauseIn uint64 // of those, in the window
 
-	Pacing      *Histogram // |inter-arrival − timestamp spacing|, in window
-	Packets     uint64     // in window, and so are the counts below
-	Speech      uint64     // talkspurt time in frames: speech frames and the pauses between them
-	SpeechSized uint64
-	Gaps        uint64 // missing by sequence number
-	Reorder     uint64
-	Skips       uint64 // frames skipped: timestamp jumped > 1 frame with no seq gap
-	Late        uint64 // more than lateThreshold behind the grid
-	Markers     uint64
-	Unparsed    uint64
+	Pacing  *Histogram // |inter-arrival − timestamp spacing|, in window
+	Packets uint64     // in window, and so are the counts below
+	Speech  uint64     // talkspurt time in frames: speech frames and the pauses between them
+	Gaps    uint64     // missing by sequence number
+	Reorder uint64
+	Skips   uint64 // frames skipped: timestamp jumped > 1 frame with no seq gap
+	Late    uint64 // more than lateThreshold behind the grid
 
-	lastSpeech atomic.Int64 // shared with the driver: newest speech packet's time
-	firstAudio latencies    // text sent → first speech packet
-	toSilence  latencies    // clear sent → first silence packet
+	// Shared with calibrate: the first and the newest speech packet's time
+	// of the current talkspurt.
+	speechStart, lastSpeech atomic.Int64
 }
 
 func newCallStats(w *window, clock int) *callStats {
 	return &callStats{win: w, clock: int64(clock), Pacing: NewHistogram(pacingWidth, pacingLimit)}
-}
-
-// latencies measures from an armed instant to the next packet of a kind:
-// the driver arms and takes, the reading goroutine hits.
-type latencies struct {
-	from atomic.Int64 // armed at this Unix ns time if non-zero
-	mu   sync.Mutex
-	got  []time.Duration // guarded by mu
-}
-
-func (l *latencies) arm(at int64) { l.from.Store(at) }
-
-// hit records t − from if armed at or before t, and disarms.
-func (l *latencies) hit(t int64) {
-	if from := l.from.Load(); from != 0 && t >= from && l.from.CompareAndSwap(from, 0) {
-		l.mu.Lock()
-		l.got = append(l.got, time.Duration(t-from))
-		l.mu.Unlock()
-	}
-}
-
-// take returns and forgets what was measured.
-func (l *latencies) take() []time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := l.got
-	l.got = nil
-	return out
 }
 
 // OnPacket accounts one RTP packet received at t (Unix ns, kernel time).
@@ -192,11 +159,7 @@ func (s *silenceSize) isSpeech(marker bool, size int) bool {
 }
 
 func (c *callStats) speech(t int64, h rtpHeader, in bool) {
-	if in && h.Marker {
-		c.Markers++
-	}
 	if !c.silence.isSpeech(h.Marker, h.PayloadLen) {
-		c.toSilence.hit(t)
 		if c.pause < pauseFrames {
 			c.pause++
 			if in {
@@ -205,15 +168,15 @@ func (c *callStats) speech(t int64, h rtpHeader, in bool) {
 		}
 		return
 	}
+	// A new talkspurt after a marker or a long pause: what came before was
+	// silence; a pause inside speech is speech time.
+	if h.Marker || c.pause >= pauseFrames || c.speechStart.Load() == 0 {
+		c.pauseIn = 0
+		c.speechStart.Store(t)
+	}
 	if in {
-		c.SpeechSized++
-		c.Speech++
-		if h.Marker || c.pause >= pauseFrames {
-			c.pauseIn = 0 // a new talkspurt: what came before was silence
-		}
-		c.Speech += c.pauseIn // a pause inside speech is speech time
+		c.Speech += 1 + c.pauseIn
 	}
 	c.pause, c.pauseIn = 0, 0
 	c.lastSpeech.Store(t)
-	c.firstAudio.hit(t)
 }

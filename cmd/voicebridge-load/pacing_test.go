@@ -103,41 +103,29 @@ func TestPacingWindow(t *testing.T) {
 	}
 }
 
-func TestSpeechDetectionAndFirstAudio(t *testing.T) {
+func TestSpeechDetection(t *testing.T) {
 	f := newFeed(0, 0)
 	// Idle: silence frames teach the size (one smaller outlier is not
 	// expected from the bridge, but the smallest wins).
-	for k := range 10 {
+	for k := range 12 {
 		f.send(k, 0, 13, false)
 	}
-	if f.c.silence.size != 13 || f.c.Speech != 0 {
+	if f.c.silence.size != 13 || f.c.Speech != 0 || f.c.speechStart.Load() != 0 {
 		t.Fatalf("silence len %d, speech %d", f.c.silence.size, f.c.Speech)
 	}
-	sent := f.t0 + 10*int64(frameDuration) + int64(5*time.Millisecond)
-	f.c.firstAudio.arm(sent)
-	f.send(10, 0, 13, false) // still silence
-	f.send(11, 0, 13, false)
 	f.send(12, 0, 90, true) // talkspurt
 	for k := 13; k < 20; k++ {
 		f.send(k, 0, 70, false)
 	}
 	f.send(20, 0, 13, false)
-	if f.c.Speech != 8 || f.c.Markers != 1 {
-		t.Errorf("speech %d markers %d, want 8 and 1", f.c.Speech, f.c.Markers)
+	if f.c.Speech != 8 {
+		t.Errorf("speech %d, want 8", f.c.Speech)
 	}
-	fa := f.c.firstAudio.take()
-	want := time.Duration(f.t0+12*int64(frameDuration)) - time.Duration(sent)
-	if len(fa) != 1 || fa[0] != want {
-		t.Errorf("first audio %v, want [%v]", fa, want)
-	}
-	if f.c.firstAudio.from.Load() != 0 {
-		t.Error("measurement still armed")
+	if got := f.c.speechStart.Load(); got != f.t0+12*int64(frameDuration) {
+		t.Errorf("speech started at %d", got-f.t0)
 	}
 	if got := f.c.lastSpeech.Load(); got != f.t0+19*int64(frameDuration) {
 		t.Errorf("last speech at %d", got-f.t0)
-	}
-	if len(f.c.firstAudio.take()) != 0 {
-		t.Error("take does not forget")
 	}
 }
 
@@ -151,28 +139,6 @@ func TestStreamResetReanchors(t *testing.T) {
 	f.c.OnPacket(f.t0+6*int64(frameDuration), rtpHeader{Seq: 30001, Timestamp: 123456 + frameTicks, PayloadLen: 13})
 	if f.c.Gaps != 0 || f.c.Late != 0 || f.c.Pacing.Max != 0 {
 		t.Errorf("reset: gaps %d late %d max %v", f.c.Gaps, f.c.Late, f.c.Pacing.Max)
-	}
-}
-
-func TestClearToSilence(t *testing.T) {
-	f := newFeed(0, 0)
-	for k := range 5 {
-		f.send(k, 0, 13, false)
-	}
-	f.send(5, 0, 90, true)
-	f.send(6, 0, 80, false)
-	cleared := f.t0 + 6*int64(frameDuration) + int64(3*time.Millisecond)
-	f.c.toSilence.arm(cleared)
-	f.send(7, 0, 80, false) // a frame already on its way
-	f.send(8, 0, 13, false) // silence
-	f.send(9, 0, 13, false)
-	got := f.c.toSilence.take()
-	want := time.Duration(f.t0+8*int64(frameDuration)) - time.Duration(cleared)
-	if len(got) != 1 || got[0] != want {
-		t.Errorf("clear → silence %v, want [%v]", got, want)
-	}
-	if len(f.c.toSilence.take()) != 0 || f.c.toSilence.from.Load() != 0 {
-		t.Error("not forgotten / still armed")
 	}
 }
 
@@ -192,8 +158,12 @@ func TestTalkspurtTimeIncludesShortPauses(t *testing.T) {
 	send(30, 13, false) // the end: 600 ms of silence
 	send(3, 80, true)   // the next talkspurt
 	send(2, 13, false)
-	if f.c.SpeechSized != 13 || f.c.Speech != 23 {
-		t.Errorf("speech-sized %d, talkspurt frames %d; want 13 and 23", f.c.SpeechSized, f.c.Speech)
+	// 13 speech-sized frames, and the short pause inside the first talkspurt.
+	if f.c.Speech != 23 {
+		t.Errorf("talkspurt frames %d, want 23", f.c.Speech)
+	}
+	if got := f.c.speechStart.Load(); got != f.t0+int64(k-5)*int64(frameDuration) {
+		t.Errorf("the last talkspurt started at frame %d", (got-f.t0)/int64(frameDuration))
 	}
 }
 

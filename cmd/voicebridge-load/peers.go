@@ -104,33 +104,11 @@ func parsePeers(r io.Reader) (*peersFile, error) {
 	return pf, sc.Err()
 }
 
-// ratio is voicebridge's cost over a peer's, per audio-second.
-type ratio struct {
-	Basis string  `json:"basis"`
-	Peer  string  `json:"peer"`
-	VB    float64 `json:"voicebridge_cpu_s_per_audio_s"`
-	Other float64 `json:"peer_cpu_s_per_audio_s"`
-	Ratio float64 `json:"ratio"`
-}
-
-// ratios divides voicebridge's cost per audio-second, in continuous speech
-// and in the final run, by each peer's.
-func ratios(r *report) (out []ratio) {
-	if r.Peers == nil {
-		return nil
+// vs is voicebridge's CPU per speech-second in continuous speech over p's
+// per audio-second; 0 if either was not measured.
+func (r *report) vs(p peerResult) float64 {
+	if r.Continuous == nil || r.Continuous.CPUPerSpeechS <= 0 || p.PerAudioS <= 0 {
+		return 0
 	}
-	add := func(basis string, v float64) {
-		for _, p := range r.Peers.Peers {
-			if v > 0 {
-				out = append(out, ratio{basis, p.Name, round(v, 5), p.PerAudioS, round(v/p.PerAudioS, 3)})
-			}
-		}
-	}
-	if c := r.Continuous; c != nil {
-		add(fmt.Sprintf("continuous speech, %d calls, per speech-second", c.Calls), c.CPUPerSpeechS)
-	}
-	if f := r.final(); f != nil {
-		add(fmt.Sprintf("%.0f%% duty, %d calls, per call-second", 100*f.Duty, f.Calls), f.CPUPerWireS)
-	}
-	return out
+	return round(r.Continuous.CPUPerSpeechS/p.PerAudioS, 3)
 }

@@ -73,14 +73,14 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		}
 		cfg := searchConfig{Start: o.Start, Max: o.Max, Probes: o.Probes, Abs: 25, Rel: 0.125}
 		r.SearchMax = o.Max
-		if r.MaxN, _, err = searchMaxN(cfg, func(n int) (bool, error) {
+		if r.MaxN, err = searchMaxN(cfg, func(n int) (bool, error) {
 			rep, err := probe(n)
 			return err == nil && rep.Pass, err
 		}); err != nil {
 			return err
 		}
 		cfg.Start = max(cfg.Start, r.MaxN)
-		if r.MaxN5, _, err = searchMaxN(cfg, func(n int) (bool, error) {
+		if r.MaxN5, err = searchMaxN(cfg, func(n int) (bool, error) {
 			rep, err := probe(n)
 			return err == nil && rep.Pass5, err
 		}); err != nil {
@@ -107,8 +107,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		}
 	}
 	if f := r.final(); f != nil && o.Calls == 0 {
-		// What G.711 and caller audio cost the speaking path at the same N
-		// (issues 12 and 13).
+		// What G.711 and caller audio cost the speaking path at the same N.
 		if r.G711, err = run("g711", f.Calls, o.FinalWindow, false, func(ro *runOptions) { ro.Codec, ro.TwoWay = media.CodecPCMU, false }); err != nil {
 			return err
 		}
@@ -122,7 +121,7 @@ func runBridgeLoad(ctx context.Context, o options, base runOptions, r *report, l
 		}
 	}
 	if o.CostCalls > 0 {
-		r.Continuous, err = run("continuous", o.CostCalls, o.Window, true, func(ro *runOptions) { ro.Drive.Duty, ro.Drive.BargeEvery = 1, 0 })
+		r.Continuous, err = run("continuous", o.CostCalls, o.Window, true, func(ro *runOptions) { ro.Drive.Duty = 1 })
 	}
 	return err
 }

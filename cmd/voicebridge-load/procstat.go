@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -13,24 +12,18 @@ import (
 )
 
 // cpuSample is the CPU seconds of the machine (busy: all but idle and
-// iowait) and of every process at one instant, from /proc.
+// iowait) and of some processes at one instant, from /proc. A process's
+// includes its waited-for children's (the TTS server's espeak-ng).
 type cpuSample struct {
 	at      time.Time
 	machine float64
-	procs   map[int]procCPU
+	procs   map[int]float64
 }
 
-// procCPU is a process's CPU so far: its own and its waited-for children's
-// (the TTS server's espeak-ng).
-type procCPU struct {
-	comm           string
-	self, children float64
-}
-
-// sampleCPU reads the machine and every process (skipping those that
-// vanish meanwhile).
-func sampleCPU() cpuSample {
-	s := cpuSample{at: time.Now(), procs: map[int]procCPU{}}
+// sampleCPU reads the machine and the processes pids (skipping those that
+// are gone).
+func sampleCPU(pids ...int) cpuSample {
+	s := cpuSample{at: time.Now(), procs: map[int]float64{}}
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
 		return s
@@ -39,65 +32,37 @@ func sampleCPU() cpuSample {
 		c := st.CPUTotal // guest time is already in user and nice
 		s.machine = c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ + c.Steal
 	}
-	procs, _ := fs.AllProcs()
-	for _, p := range procs {
-		if st, err := p.Stat(); err == nil {
-			const userHZ = 100 // the unit of /proc's CPU times on Linux
-			s.procs[p.PID] = procCPU{st.Comm, st.CPUTime(), float64(st.CUTime+st.CSTime) / userHZ}
+	for _, pid := range pids {
+		if p, err := fs.Proc(pid); err == nil {
+			if st, err := p.Stat(); err == nil {
+				const userHZ = 100 // the unit of /proc's CPU times on Linux
+				s.procs[pid] = st.CPUTime() + float64(st.CUTime+st.CSTime)/userHZ
+			}
 		}
 	}
 	return s
 }
 
-// cores is the CPU pid used between a and b (with its children's if
-// children), in cores; 0 if pid is unknown in either.
-func cores(a, b cpuSample, pid int, children bool) float64 {
+// cores is the CPU pid used between a and b, in cores; 0 if pid is unknown
+// in either.
+func cores(a, b cpuSample, pid int) float64 {
 	x, ok1 := a.procs[pid]
 	y, ok2 := b.procs[pid]
 	wall := b.at.Sub(a.at).Seconds()
 	if !ok1 || !ok2 || wall <= 0 {
 		return 0
 	}
-	if !children {
-		x.children, y.children = 0, 0
-	}
-	return (y.self + y.children - x.self - x.children) / wall
+	return (y - x) / wall
 }
 
-// busyProc is a process that used CPU during a window.
-type busyProc struct {
-	PID   int     `json:"pid"`
-	Comm  string  `json:"comm"`
-	Cores float64 `json:"cores"`
-}
-
-// busiest returns at most n processes of b, but those in skip, that used
-// at least minCores since a, busiest first. A PID whose name changed was
-// reused: all of its CPU is new.
-func busiest(a, b cpuSample, skip map[int]bool, minCores float64, n int) []busyProc {
-	var out []busyProc
-	wall := b.at.Sub(a.at).Seconds()
-	for pid, y := range b.procs {
-		x := a.procs[pid]
-		if x.comm != y.comm {
-			x = procCPU{}
-		}
-		if c := (y.self - x.self) / wall; !skip[pid] && c >= minCores {
-			out = append(out, busyProc{pid, y.comm, round(c, 3)})
-		}
-	}
-	slices.SortFunc(out, func(x, y busyProc) int { return cmp.Compare(y.Cores, x.Cores) })
-	return out[:min(n, len(out))]
-}
-
-// procRSS is the resident memory of pid in bytes.
+// procRSS is the resident memory of pid in MiB.
 func procRSS(pid int) (float64, error) {
 	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
 	st, err := p.Stat()
-	return float64(st.ResidentMemory()), err
+	return float64(st.ResidentMemory()) / (1 << 20), err
 }
 
 // renice sets the nice value of every thread of process pid (0: this one):

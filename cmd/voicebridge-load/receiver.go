@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/ice/v4"
@@ -33,9 +32,8 @@ type rxSocket struct {
 	caller *callerAudio // two-way runs only
 	hdr    rtp.Header   // the reading goroutine's
 
-	mu      sync.RWMutex
-	calls   map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
-	unknown atomic.Uint64                  // RTP from no registered address
+	mu    sync.RWMutex
+	calls map[netip.AddrPort]*callClient // by the bridge's candidate address; guarded by mu
 }
 
 func newRxSocket(codec media.Codec, twoWay bool) (r *rxSocket, err error) {
@@ -43,13 +41,13 @@ func newRxSocket(codec media.Codec, twoWay bool) (r *rxSocket, err error) {
 	if r.conn, err = listenTap(r.tap, rxBatchSleep); err != nil {
 		return nil, err
 	}
-	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: r.conn, Logger: quietLogger{}.NewLogger("")})
+	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: r.conn, Logger: quietLogger.NewLogger("")})
 	var se webrtc.SettingEngine
 	se.SetICEUDPMux(r.mux)
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.LoggerFactory = quietLogger{}
+	se.LoggerFactory = quietLogger
 	var me webrtc.MediaEngine
 	err = me.RegisterCodec(codecParams(codec), webrtc.RTPCodecTypeAudio)
 	// An empty registry, not nil (Pion's defaults): receivers send no NACKs,
@@ -76,23 +74,19 @@ func codecParams(c media.Codec) webrtc.RTPCodecParameters {
 }
 
 // tap accounts one RTP packet, on the mux's reading goroutine; it says
-// whether Pion should get it (to decode). Read-locked while the stats
-// change, so that freeze stops all accounting.
+// whether Pion should get it. Read-locked while the stats change, so that
+// freeze stops all accounting.
 func (r *rxSocket) tap(t int64, from netip.AddrPort, b []byte) bool {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	c := r.calls[from]
 	if c == nil {
-		r.unknown.Add(1)
 		return true // Pion drops what it does not know
 	}
-	h, err := parseRTPHeader(&r.hdr, b)
-	if err != nil {
-		c.Stats.Unparsed++
-		return false
+	if h, err := parseRTPHeader(&r.hdr, b); err == nil {
+		c.Stats.OnPacket(t, h)
 	}
-	c.Stats.OnPacket(t, h)
-	return c.Audio != nil
+	return false // its SRTP is never decrypted
 }
 
 // setCalls registers c's addresses (add) or forgets them.
@@ -121,38 +115,27 @@ func (r *rxSocket) close() {
 	if r.caller != nil {
 		r.caller.stop()
 	}
-	if r.mux != nil {
-		_ = r.mux.Close()
-	}
+	_ = r.mux.Close()
 }
 
 // callClient is one receiving call: a Pion PeerConnection on the shared
-// socket. Counting calls never let Pion decrypt RTP; sampled calls decode
-// and check the audio.
+// socket, which never sees the call's RTP.
 type callClient struct {
 	Index    int
 	Location string // the call's URL path
 	Stats    *callStats
-	Audio    *audioCheck // nil unless sampled
 
 	rx      *rxSocket
 	remotes []netip.AddrPort // the bridge's loopback candidates
 	pc      *webrtc.PeerConnection
-	wg      sync.WaitGroup // the decode goroutine
-	mu      sync.Mutex
-	closed  bool // guarded by mu: no decode goroutine starts after close
 }
 
 // quietLogger silences Pion: thousands of peers would drown the report.
-type quietLogger struct{}
-
-func (quietLogger) NewLogger(string) logging.LeveledLogger {
-	return logging.NewDefaultLeveledLoggerForScope("", logging.LogLevelDisabled, io.Discard)
-}
+var quietLogger = &logging.DefaultLoggerFactory{DefaultLogLevel: logging.LogLevelDisabled, Writer: io.Discard}
 
 // dialCall opens one call on the bridge at base (http://127.0.0.1:port)
 // with an application/sdp offer, and waits until it is connected.
-func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, sampled bool, win *window) (_ *callClient, err error) {
+func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, idx int, win *window) (_ *callClient, err error) {
 	c := &callClient{Index: idx, Stats: newCallStats(win, rx.codec.ClockRate()), rx: rx}
 	defer func() {
 		if err != nil {
@@ -170,16 +153,6 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 		default:
 		}
 	})
-	if sampled {
-		c.Audio = &audioCheck{codec: rx.codec}
-		c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			if !c.closed {
-				c.wg.Go(func() { c.Audio.run(tr) })
-			}
-		})
-	}
 	var track *webrtc.TrackLocalStaticRTP
 	if rx.caller == nil {
 		_, err = c.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly})
@@ -236,7 +209,7 @@ func dialCall(ctx context.Context, hc *http.Client, rx *rxSocket, base string, i
 }
 
 // request sends one HTTP request and returns the response's body (up to
-// 1 MiB) and header; a status other than want is a *statusError.
+// 1 MiB) and header; a status other than want is an error.
 func request(ctx context.Context, hc *http.Client, method, url, contentType string, body []byte, want int) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
@@ -252,16 +225,10 @@ func request(ctx context.Context, hc *http.Client, method, url, contentType stri
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err == nil && resp.StatusCode != want {
-		err = &statusError{fmt.Sprintf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))}
+		err = fmt.Errorf("load: %s %s: %s: %s", method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
 	}
 	return b, resp.Header, err
 }
-
-type statusError struct{ msg string }
-
-func (e *statusError) Error() string { return e.msg }
-
-var errNoLoopbackCandidate = errors.New("load: the answer has no loopback ICE candidate")
 
 // loopbackOnly drops every ICE candidate of sdp whose address is not a
 // loopback IP, so that no check is ever sent elsewhere, and fails if none
@@ -285,7 +252,7 @@ func loopbackOnly(sdp string) (string, []netip.AddrPort, error) {
 		out.WriteString(l)
 	}
 	if len(kept) == 0 {
-		return "", nil, errNoLoopbackCandidate
+		return "", nil, errors.New("load: the answer has no loopback ICE candidate")
 	}
 	return out.String(), kept, nil
 }
@@ -299,15 +266,10 @@ func (c *callClient) hangup(hc *http.Client, base string) {
 	}
 }
 
-// close tears down the peer connection, forgets the call's addresses and
-// waits for the decode goroutine.
+// close tears down the peer connection and forgets the call's addresses.
 func (c *callClient) close() {
-	c.mu.Lock()
-	c.closed = true
-	c.mu.Unlock()
 	if c.pc != nil {
 		_ = c.pc.Close()
 	}
 	c.rx.setCalls(c, false)
-	c.wg.Wait()
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,14 +13,8 @@ import (
 func sampleReport() *report {
 	run := &runReport{Name: "search-250", Calls: 250, Duty: 0.4, WindowS: 15, Pass: true, Pass5: true,
 		PacingP50: 0.3, PacingP99: 1.2, PacingMax: 4, Packets: 187000, Expected: 187500,
-		BridgeLate: 0, AddedFirstP50: 7.5, AddedFirstP99: 20, AddedFirstN: 300,
-		TextToSpeech: Summary{N: 300, P50: 160, P99: 175, Max: 180},
-		Barge:        Summary{N: 20, P50: -12, P99: -1, Max: -1},
-		Events:       map[string]int{"speaking": 10, "done": 9},
-		BridgeCPU:    1.1, GenCPU: 0.2, OtherCPU: 0.3, CPUPerCallMs: 4.4, CPUPerWireS: 0.0044,
-		RSSPerCallKiB: 512, GorPerCall: 31.5,
-		OtherProcs: []busyProc{{PID: 7, Comm: "go", Cores: 0.3}},
-		Perf:       []string{"by object (10 samples): libopus 40.00%"},
+		BridgeCPU: 1.1, GenCPU: 0.2, OtherCPU: 0.3, CPUPerCallMs: 4.4, RSSPerCallKiB: 512, GorPerCall: 31.5,
+		Perf: []string{"by object (10 samples): libopus 40.00%"},
 	}
 	failed := *run
 	failed.Calls, failed.Pass, failed.Why = 500, false, "pacing p99 3 ms > 2 ms"
@@ -45,7 +38,6 @@ func sampleReport() *report {
 			{Name: "gstreamer", PerAudioS: 0.0047, Marginal: 0.0045},
 		}},
 	}
-	r.Ratios = ratios(r)
 	return r
 }
 
@@ -61,9 +53,8 @@ func TestPrintReport(t *testing.T) {
 		"final run: N=250 calls",
 		"p50 0.300  p99 1.200  max 4.000 ms",
 		"gstreamer  0.00470",
-		"2.00×",   // continuous 0.0104 ÷ ffmpeg 0.0052
-		"WARNING", // 0.3 cores of other processes
-		"go[7] 0.30",
+		"0.01040 ÷ 0.00520 = 2.00×",     // continuous speech ÷ ffmpeg
+		"1.100 / 0.200 / 0.000 / 0.300", // cores: bridge / generator / TTS / rest of the machine
 		"by object (10 samples): libopus 40.00%",
 		"250 (confirmed over 15 s, p99 1.200 ms)",
 		"0.500 MiB", "31.5",
@@ -74,8 +65,8 @@ func TestPrintReport(t *testing.T) {
 		"two-way (Opus, caller audio to listening bots) at the final N: N=250 calls, opus two-way,",
 		"186000 / 187500 (99.2%)",
 		"G.711: speech and silence frames are the same size",
-		"G.711 (PCMU) at N=250, pass=yes (final: p99 1.200 ms, 4.400 ms/call·s)",
-		"pacing p50 0.300 p99 1.500 max 4.000 ms, late 0/0, gaps 0, 4.000 ms CPU per call-second, 1.10 bridge cores",
+		"G.711 (PCMU) at N=250, pass=yes",
+		"pacing p99 1.500 ms (final 1.200), 4.000 ms CPU per call-second (final 4.400)",
 		"two-way (Opus) at N=250, pass=yes",
 		"caller frames delivered 99.2%",
 	} {
@@ -102,27 +93,20 @@ func TestPrintReport(t *testing.T) {
 	}
 }
 
-func TestRatios(t *testing.T) {
+func TestVsPeers(t *testing.T) {
 	r := sampleReport()
-	// 2 bases × 2 peers.
-	if len(r.Ratios) != 4 {
-		t.Fatalf("%d ratios: %+v", len(r.Ratios), r.Ratios)
+	gst := r.Peers.Peers[1]
+	if q := r.vs(gst); q != 2.213 { // 0.0104 ÷ 0.0047
+		t.Errorf("continuous speech vs gstreamer: %v", q)
 	}
-	if q := r.Ratios[0]; q.Peer != "ffmpeg" || q.Ratio != 2 || !strings.HasPrefix(q.Basis, "continuous speech, 20 calls") {
-		t.Errorf("continuous vs ffmpeg: %+v", q)
-	}
-	if q := r.Ratios[3]; q.Peer != "gstreamer" || q.VB != 0.0044 || q.Ratio != 0.936 {
-		t.Errorf("per call-second vs gstreamer: %+v", q)
-	}
-	if ratios(&report{Continuous: r.Continuous}) != nil {
-		t.Error("ratios without peers")
+	if q := (&report{}).vs(gst); q != 0 {
+		t.Errorf("without continuous speech: %v", q)
 	}
 }
 
 func TestWriteJSONAndSummaryRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	r := sampleReport()
-	r.Finals[0].AddedFirstP99 = finite(math.NaN(), -1) // no observations
 	name, err := writeJSON(dir, r)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +120,7 @@ func TestWriteJSONAndSummaryRoundTrip(t *testing.T) {
 		if err := json.Unmarshal(b, &back); err != nil {
 			t.Fatal(err)
 		}
-		if back.MaxN != 250 || len(back.Search) != 2 || back.final().AddedFirstP99 != -1 || back.Peers.Peers[0].PerAudioS != 0.0052 {
+		if back.MaxN != 250 || len(back.Search) != 2 || back.Peers.Peers[0].PerAudioS != 0.0052 {
 			t.Errorf("round trip: %+v", back)
 		}
 	}

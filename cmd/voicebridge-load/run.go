@@ -1,17 +1,17 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +38,6 @@ type runOptions struct {
 
 const (
 	setupConcurrency = 8                      // calls being set up at once
-	sampledCalls     = 4                      // calls that decode their audio
 	rxBatchSleep     = time.Millisecond       // receivers: sleep when the socket is drained
 	drainTime        = 100 * time.Millisecond // after the window: the last packets arrive
 )
@@ -49,7 +48,7 @@ var errRunSetup = errors.New("load: calls could not be set up")
 // the run could not be made at all; a run that was made but failed its
 // criteria returns a report with Pass false.
 func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
-	rep := &runReport{Name: o.Name, Calls: o.Calls, Duty: o.Drive.Duty, Codec: o.Codec.String(), TwoWay: o.TwoWay, Events: map[string]int{}}
+	rep := &runReport{Name: o.Name, Calls: o.Calls, Duty: o.Drive.Duty, Codec: o.Codec.String(), TwoWay: o.TwoWay}
 	o.Drive.Listen = o.TwoWay
 	log := o.Log.With("run", o.Name, "calls", o.Calls)
 	tgt, tts, err := startTargets(ctx, o.Bin, o.BridgeArgs, o.LogDir, o.Name)
@@ -69,11 +68,9 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		return nil, err
 	}
 	rep.GoroutinesBase, _ = base.sum(metricGoroutines)
-	rssBase, err := procRSS(tgt.PID)
-	if err != nil {
+	if rep.RSSBase, err = procRSS(tgt.PID); err != nil {
 		return nil, err
 	}
-	rep.RSSBase = rssBase / (1 << 20)
 
 	rx, err := newRxSocket(o.Codec, o.TwoWay)
 	if err != nil {
@@ -92,7 +89,7 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 	}
 
 	// Start the bots.
-	res := &driveResult{Events: map[string]int{}}
+	res := &driveResult{}
 	bctx, stopBots := context.WithCancel(ctx)
 	bots := make([]*bot, 0, len(live))
 	for _, c := range live {
@@ -122,22 +119,18 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		stopAll()
 		return rep, ctx.Err()
 	}
-	for _, c := range live {
-		c.Stats.firstAudio.take()
-		c.Stats.toSilence.take()
-	}
-	res.do(func() { res.Barge, res.BargeNA, res.Texts, res.TextErrs, res.Missed = nil, 0, 0, 0, 0 })
 	m0, err := scrapeMetrics(ctx, hc, tgt.Base)
 	if err != nil {
 		stopAll()
 		return rep, err
 	}
-	c0 := sampleCPU()
+	pids := []int{tgt.PID, tts.PID, os.Getpid()}
+	c0 := sampleCPU(pids...)
 	perf := startPerf(ctx, o.PerfCmd, tgt.PID, o.Window)
 	win.start.Store(time.Now().UnixNano())
 	ok := sleepUntil(ctx, time.Now().Add(o.Window))
 	win.end.Store(time.Now().UnixNano())
-	c1 := sampleCPU()
+	c1 := sampleCPU(pids...)
 	m1, err := scrapeMetrics(ctx, hc, tgt.Base)
 	rss, rssErr := procRSS(tgt.PID)
 	stopAll()
@@ -149,34 +142,22 @@ func runLoad(ctx context.Context, o runOptions) (*runReport, error) {
 		return rep, err
 	}
 	time.Sleep(drainTime)
-	unknown := rx.unknown.Load()
 	rx.freeze()
 
 	wall := time.Duration(win.end.Load() - win.start.Load())
 	rep.WindowS = wall.Seconds()
 	rep.fillCPU(c0, c1, tgt.PID, tts.PID, len(live))
 	rep.fillReceivers(live, wall)
-	rep.RxDrops, rep.RxUnknown = rx.conn.drops.Load(), unknown
+	rep.RxDrops = rx.conn.drops.Load()
 	rep.fillBridgeMetrics(m0, m1, len(live))
-	rep.RSS = rss / (1 << 20)
+	rep.RSS = rss
 	rep.RSSPerCallKiB = (rep.RSS - rep.RSSBase) * 1024 / float64(len(live))
 	if rep.SpeechS > 0 && !o.Codec.IsG711() { // G.711: speech time is not seen
 		rep.CPUPerSpeechS = rep.BridgeCPU * wall.Seconds() / rep.SpeechS
 	}
-	rep.CPUPerWireS = rep.BridgeCPU * wall.Seconds() / (float64(max(rep.Packets, 1)) * frameDuration.Seconds())
-	var fa, ts []time.Duration
-	for _, c := range live {
-		fa = append(fa, c.Stats.firstAudio.take()...)
-		ts = append(ts, c.Stats.toSilence.take()...)
-	}
-	rep.TextToSpeech, rep.ClearToSilence = summarize(fa), summarize(ts)
-	res.do(func() {
-		rep.Barge = summarize(res.Barge)
-		rep.BargeNA, rep.Texts, rep.TextErrs, rep.Missed = res.BargeNA, res.Texts, res.TextErrs, res.Missed
-		maps.Copy(rep.Events, res.Events)
-		rep.CallerFrames = res.heard.Load()
-		rep.FirstErr = cmp.Or(rep.FirstErr, res.FirstErr)
-	})
+	// The bots are stopped: their results are final.
+	rep.Texts, rep.TextErrs, rep.CallerFrames = res.texts.Load(), res.textErrs.Load(), res.heard.Load()
+	rep.FirstErr = cmp.Or(rep.FirstErr, res.firstErr)
 	if o.TwoWay {
 		rep.CallerExpected = uint64(len(bots)) * uint64(wall/frameDuration)
 	}
@@ -190,30 +171,20 @@ func setupCalls(ctx context.Context, hc *http.Client, rx *rxSocket, base string,
 	start := time.Now()
 	calls := make([]*callClient, n)
 	var mu sync.Mutex
-	var errs []string
 	fewAtATime(ctx, n, func(i int) {
 		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
-		c, err := dialCall(cctx, hc, rx, base, i, i < sampledCalls, win)
+		c, err := dialCall(cctx, hc, rx, base, i, win)
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {
-			errs = append(errs, err.Error())
+			rep.SetupErr++
+			rep.FirstErr = cmp.Or(rep.FirstErr, err.Error())
 		}
 		calls[i] = c
 	})
 	rep.SetupS = time.Since(start).Seconds()
-	rep.SetupErr = len(errs)
-	if len(errs) > 0 {
-		rep.FirstErr = errs[0]
-	}
-	live := calls[:0:0]
-	for _, c := range calls {
-		if c != nil {
-			live = append(live, c)
-		}
-	}
-	return live
+	return slices.DeleteFunc(calls, func(c *callClient) bool { return c == nil })
 }
 
 // fewAtATime runs f(0) … f(n−1), setupConcurrency at a time, until ctx
@@ -249,8 +220,8 @@ func startPerf(ctx context.Context, cmd []string, pid int, window time.Duration)
 			return []string{fmt.Sprintf("perf command: %v: %s", err, strings.TrimSpace(stderr.String()))}
 		}
 		var lines []string
-		for sc := bufio.NewScanner(&out); sc.Scan(); {
-			if l := strings.TrimSpace(sc.Text()); l != "" {
+		for l := range strings.Lines(out.String()) {
+			if l = strings.TrimSpace(l); l != "" {
 				lines = append(lines, l)
 			}
 		}

@@ -27,7 +27,7 @@ func TestRunLoadAgainstTheBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := runOptions{Name: "test", Calls: 3, Warmup: time.Second, Window: 3 * time.Second,
-		Drive: driveConfig{Duty: 0.5, BargeEvery: 1}, Bin: bin, BridgeArgs: []string{"-max-calls", "8"},
+		Drive: driveConfig{Duty: 0.5}, Bin: bin, BridgeArgs: []string{"-max-calls", "8"},
 		LogDir: dir, PerfCmd: []string{"echo", "sampled"}, Log: slog.New(slog.DiscardHandler)}
 	us, err := calibrate(ctx, o, utteranceTexts[:1])
 	if err != nil {
@@ -48,15 +48,12 @@ func TestRunLoadAgainstTheBridge(t *testing.T) {
 	if rep.Expected < 450 || rep.Expected > 460 || rep.Packets < 400 || rep.Packets > 465 || rep.Gaps != 0 {
 		t.Errorf("packets %d of %d, gaps %d", rep.Packets, rep.Expected, rep.Gaps)
 	}
-	if rep.BridgeLate < 0 || rep.BridgePacingP99 < 0 {
-		t.Errorf("bridge metrics missing: late %v pacing p99 %v", rep.BridgeLate, rep.BridgePacingP99)
+	if rep.BridgeLate < 0 {
+		t.Errorf("bridge late frames not exported")
 	}
 	if rep.BridgeCPU <= 0 || rep.TTSCPU < 0 || rep.RSS <= rep.RSSBase/2 || rep.GorPerCall < 1 || rep.Goroutines <= rep.GoroutinesBase {
 		t.Errorf("cost: cpu %v tts %v rss %v→%v goroutines %v→%v (%v per call)",
 			rep.BridgeCPU, rep.TTSCPU, rep.RSSBase, rep.RSS, rep.GoroutinesBase, rep.Goroutines, rep.GorPerCall)
-	}
-	if rep.Audio.Calls != 3 || rep.Audio.DecodeErrs != 0 || rep.Audio.SilenceFr == 0 {
-		t.Errorf("audio check %+v", rep.Audio)
 	}
 	if rep.Texts == 0 || rep.TextErrs != 0 {
 		t.Errorf("texts %d, errors %d", rep.Texts, rep.TextErrs)
@@ -70,16 +67,13 @@ func TestRunLoadAgainstTheBridge(t *testing.T) {
 		t.Errorf("perf line %q", rep.Perf[0])
 	}
 
-	// G.711: the bridge answers PCMU and the sampled calls decode it.
+	// G.711: the bridge answers PCMU.
 	o.Name, o.Codec, o.PerfCmd = "test-g711", media.CodecPCMU, nil
 	if rep, err = runLoad(ctx, o); err != nil {
 		t.Fatal(err)
 	}
 	if rep.Codec != "pcmu" || rep.SetupErr != 0 || rep.Gaps != 0 || rep.Packets < 400 || rep.Expected < 450 {
 		t.Errorf("g711: codec %s setup errors %d packets %d of %d gaps %d", rep.Codec, rep.SetupErr, rep.Packets, rep.Expected, rep.Gaps)
-	}
-	if a := rep.Audio; a.Calls != 3 || a.DecodeErrs != 0 || a.SpeechFrames == 0 || a.LoudFrac < 0.5 || a.SilenceFr == 0 {
-		t.Errorf("g711 audio check %+v", a)
 	}
 	// Two-way (Opus): every bot hears its caller, 3 bots × 3 s at 50 frames/s.
 	o.Name, o.Codec, o.TwoWay = "test-two-way", media.CodecOpus, true

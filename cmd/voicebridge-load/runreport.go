@@ -33,60 +33,32 @@ type runReport struct {
 	Reorder   uint64  `json:"reordered"`
 	Skips     uint64  `json:"ts_skips"`
 	RxLate    uint64  `json:"rx_late_frames"`
-	Unparsed  uint64  `json:"unparsed"`
 	RxDrops   uint32  `json:"rx_socket_drops"` // lost in the receivers' socket buffer (not the bridge's fault)
-	RxUnknown uint64  `json:"rx_unknown_source"`
 	BotErrs   int     `json:"bot_errors"`
 	DutyMeas  float64 `json:"duty_measured"`
 	SpeechS   float64 `json:"speech_audio_s"`
 
-	// The bridge's own metrics, deltas over the window (−1: not exported).
-	BridgeLate      float64        `json:"bridge_late_frames"`
-	BridgePacingP99 float64        `json:"bridge_pacing_p99_ms"`
-	AddedFirstP50   float64        `json:"added_first_audio_p50_ms"`
-	AddedFirstP99   float64        `json:"added_first_audio_p99_ms"`
-	AddedFirstN     float64        `json:"added_first_audio_n"`
-	TTSFirstByteP50 float64        `json:"tts_first_byte_p50_ms"`
-	TextToSpeech    Summary        `json:"text_to_first_speech"`
-	Barge           Summary        `json:"barge_in"`
-	ClearToSilence  Summary        `json:"clear_to_silence"`
-	BargeNA         int            `json:"barge_in_not_playing"`
-	Texts           int            `json:"texts"`
-	TextErrs        int            `json:"text_errors"`
-	Missed          int            `json:"texts_without_speech"`
-	Events          map[string]int `json:"ws_events"`
-	Audio           audioSummary   `json:"audio_check"`
-	CallerFrames    uint64         `json:"caller_frames_to_bots"`          // two-way: binary messages the bots got in the window
-	CallerExpected  uint64         `json:"caller_frames_to_bots_expected"` // listening bots × window ÷ 20 ms
+	BridgeLate     float64 `json:"bridge_late_frames"` // the bridge's counter over the window (−1: not exported)
+	Texts          uint64  `json:"texts"`
+	TextErrs       uint64  `json:"text_errors"`
+	CallerFrames   uint64  `json:"caller_frames_to_bots"`          // two-way: binary messages the bots got in the window
+	CallerExpected uint64  `json:"caller_frames_to_bots_expected"` // listening bots × window ÷ 20 ms
 
 	// CPU and memory over the window.
-	BridgeCPU      float64    `json:"bridge_cpu_cores"`       // cores busy
-	GenCPU         float64    `json:"generator_cpu_cores"`    // this tool
-	TTSCPU         float64    `json:"tts_cpu_cores"`          // the TTS process, with its espeak-ng children
-	MachineCPU     float64    `json:"machine_cpu_cores"`      // all processes
-	OtherCPU       float64    `json:"other_cpu_cores"`        // machine − bridge − generator − TTS
-	OtherProcs     []busyProc `json:"other_processes"`        // who else was busy in the window
-	CPUPerCallMs   float64    `json:"cpu_ms_per_call_s"`      // bridge CPU-ms per call-second
-	CPUPerSpeechS  float64    `json:"cpu_s_per_speech_s"`     // bridge CPU-s per speech audio-second
-	CPUPerWireS    float64    `json:"cpu_s_per_wire_audio_s"` // bridge CPU-s per audio-second on the wire (speech+silence)
-	RSSBase        float64    `json:"rss_base_mib"`
-	RSS            float64    `json:"rss_mib"`
-	RSSPerCallKiB  float64    `json:"rss_kib_per_call"`
-	GoroutinesBase float64    `json:"goroutines_base"`
-	Goroutines     float64    `json:"goroutines"`
-	GorPerCall     float64    `json:"goroutines_per_call"`
-	Perf           []string   `json:"bridge_perf,omitempty"` // what the -perf command printed about the window
-	ShutdownS      float64    `json:"shutdown_s"`
-}
-
-type audioSummary struct {
-	Calls        int     `json:"calls"`
-	SpeechFrames int     `json:"speech_frames"`
-	LoudFrac     float64 `json:"speech_frames_with_energy"`
-	SpeechDBFS   float64 `json:"speech_mean_dbfs"`
-	SilenceFr    int     `json:"silence_frames"`
-	SilenceMaxDB float64 `json:"silence_max_dbfs"`
-	DecodeErrs   int     `json:"decode_errors"`
+	BridgeCPU      float64  `json:"bridge_cpu_cores"`    // cores busy
+	GenCPU         float64  `json:"generator_cpu_cores"` // this tool
+	TTSCPU         float64  `json:"tts_cpu_cores"`       // the TTS process, with its espeak-ng children
+	OtherCPU       float64  `json:"other_cpu_cores"`     // machine − bridge − generator − TTS
+	CPUPerCallMs   float64  `json:"cpu_ms_per_call_s"`   // bridge CPU-ms per call-second
+	CPUPerSpeechS  float64  `json:"cpu_s_per_speech_s"`  // bridge CPU-s per speech audio-second
+	RSSBase        float64  `json:"rss_base_mib"`
+	RSS            float64  `json:"rss_mib"`
+	RSSPerCallKiB  float64  `json:"rss_kib_per_call"`
+	GoroutinesBase float64  `json:"goroutines_base"`
+	Goroutines     float64  `json:"goroutines"`
+	GorPerCall     float64  `json:"goroutines_per_call"`
+	Perf           []string `json:"bridge_perf,omitempty"` // what the -perf command printed about the window
+	ShutdownS      float64  `json:"shutdown_s"`
 }
 
 // The pacing limits of the issue: a run passes at p99 ≤ 2 ms; the largest
@@ -100,23 +72,18 @@ const (
 // the machine between a and b.
 func (r *runReport) fillCPU(a, b cpuSample, bridgePID, ttsPID, calls int) {
 	wall := b.at.Sub(a.at).Seconds()
-	r.BridgeCPU = cores(a, b, bridgePID, true)
-	r.TTSCPU = cores(a, b, ttsPID, true)
-	r.GenCPU = cores(a, b, os.Getpid(), false)
-	r.MachineCPU = (b.machine - a.machine) / wall
+	r.BridgeCPU = cores(a, b, bridgePID)
+	r.TTSCPU = cores(a, b, ttsPID)
+	r.GenCPU = cores(a, b, os.Getpid())
 	r.CPUPerCallMs = r.BridgeCPU * 1000 / float64(calls)
-	r.OtherCPU = max(0, r.MachineCPU-r.BridgeCPU-r.GenCPU-r.TTSCPU)
-	r.OtherProcs = busiest(a, b, map[int]bool{os.Getpid(): true, bridgePID: true, ttsPID: true}, 0.02, 5)
+	r.OtherCPU = max(0, (b.machine-a.machine)/wall-r.BridgeCPU-r.GenCPU-r.TTSCPU)
 }
 
-// fillReceivers merges the calls' receive statistics and audio checks. The
-// receivers must be frozen.
+// fillReceivers merges the calls' receive statistics. The receivers must
+// be frozen.
 func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 	pacing := NewHistogram(pacingWidth, pacingLimit)
 	var speech uint64
-	var a audioSummary
-	a.SilenceMaxDB = math.Inf(-1)
-	var sumSq float64
 	for _, c := range live {
 		s := c.Stats
 		pacing.Merge(s.Pacing)
@@ -125,26 +92,8 @@ func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 		r.Reorder += s.Reorder
 		r.Skips += s.Skips
 		r.RxLate += s.Late
-		r.Unparsed += s.Unparsed
 		speech += s.Speech
-		if c.Audio != nil {
-			c.Audio.mu.Lock()
-			a.Calls++
-			a.SpeechFrames += c.Audio.SpeechFrames
-			a.LoudFrac += float64(c.Audio.SpeechLoud)
-			sumSq += c.Audio.SpeechSumSq
-			a.SilenceFr += c.Audio.SilenceFrames
-			a.SilenceMaxDB = max(a.SilenceMaxDB, c.Audio.SilenceMaxDB)
-			a.DecodeErrs += c.Audio.DecodeErrors
-			c.Audio.mu.Unlock()
-		}
 	}
-	if a.SpeechFrames > 0 {
-		a.LoudFrac /= float64(a.SpeechFrames)
-		a.SpeechDBFS = finite(round(dbfs(sumSq/float64(a.SpeechFrames)), 1), -999)
-	}
-	a.SilenceMaxDB = finite(a.SilenceMaxDB, -999)
-	r.Audio = a
 	r.PacingP50, r.PacingP99, r.PacingMax = ms(pacing.Quantile(0.50)), ms(pacing.Quantile(0.99)), ms(pacing.Max)
 	r.Expected = uint64(len(live)) * uint64(wall/frameDuration)
 	if r.Packets > 0 {
@@ -153,23 +102,14 @@ func (r *runReport) fillReceivers(live []*callClient, wall time.Duration) {
 	r.SpeechS = float64(speech) * frameDuration.Seconds()
 }
 
-// fillBridgeMetrics takes the bridge's counters and histograms over the
-// window, and its goroutines at the end, per call of calls.
+// fillBridgeMetrics takes the bridge's late frames over the window, and its
+// goroutines at the end, per call of calls.
 func (r *runReport) fillBridgeMetrics(m0, m1 scrape, calls int) {
 	r.BridgeLate = -1
 	if b, ok := m1.sum(metricLate); ok {
 		a, _ := m0.sum(metricLate)
 		r.BridgeLate = b - a
 	}
-	q := func(name string, q float64) float64 {
-		return finite(round(bucketQuantile(q, histogramDelta(m1, m0, name))*1000, 3), -1)
-	}
-	r.AddedFirstP50, r.AddedFirstP99 = q(metricAddedFirst, 0.50), q(metricAddedFirst, 0.99)
-	if bs := histogramDelta(m1, m0, metricAddedFirst); len(bs) > 0 {
-		r.AddedFirstN = bs[len(bs)-1].Count
-	}
-	r.BridgePacingP99 = q(metricPacing, 0.99)
-	r.TTSFirstByteP50 = q(metricTTFB, 0.50)
 	r.Goroutines, _ = m1.sum(metricGoroutines)
 	r.GorPerCall = (r.Goroutines - r.GoroutinesBase) / float64(calls)
 }
@@ -210,18 +150,6 @@ func (r *runReport) judge() {
 }
 
 func round(v float64, digits int) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return v
-	}
 	p := math.Pow(10, float64(digits))
 	return math.Round(v*p) / p
-}
-
-// finite maps NaN (no observations) and ±Inf (dBFS of digital silence) to
-// alt: JSON has neither.
-func finite(v, alt float64) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return alt
-	}
-	return v
 }

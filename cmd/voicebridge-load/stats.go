@@ -2,18 +2,16 @@ package main
 
 import (
 	"math"
-	"slices"
 	"time"
 )
 
 // Histogram counts non-negative durations in fixed-width buckets up to a
-// limit, plus an overflow count, and keeps the exact maximum: what a
+// limit (beyond it, only in Count) and keeps the exact maximum: what a
 // receiver updates per packet (O(1), no allocation). One goroutine owns
 // it; Merge combines them afterwards.
 type Histogram struct {
 	Width   time.Duration
 	Buckets []uint32 // Buckets[i] counts [i*Width, (i+1)*Width)
-	Over    uint64   // values ≥ len(Buckets)*Width
 	Count   uint64
 	Max     time.Duration
 }
@@ -30,8 +28,6 @@ func (h *Histogram) Add(d time.Duration) {
 	h.Max = max(h.Max, d)
 	if i := int(d / h.Width); i < len(h.Buckets) {
 		h.Buckets[i]++
-	} else {
-		h.Over++
 	}
 }
 
@@ -40,7 +36,6 @@ func (h *Histogram) Merge(o *Histogram) {
 	for i, c := range o.Buckets {
 		h.Buckets[i] += c
 	}
-	h.Over += o.Over
 	h.Count += o.Count
 	h.Max = max(h.Max, o.Max)
 }
@@ -59,30 +54,4 @@ func (h *Histogram) Quantile(q float64) time.Duration {
 	return h.Max
 }
 
-// percentile returns the nearest-rank q-quantile of xs (the smallest value
-// with at least q·n values at or below it), sorting xs; 0 if empty.
-func percentile(xs []time.Duration, q float64) time.Duration {
-	if len(xs) == 0 {
-		return 0
-	}
-	slices.Sort(xs)
-	return xs[min(max(int(math.Ceil(q*float64(len(xs)))), 1), len(xs))-1]
-}
-
-// Summary is a latency distribution as reported.
-type Summary struct {
-	N   int     `json:"n"`
-	P50 float64 `json:"p50_ms"`
-	P99 float64 `json:"p99_ms"`
-	Max float64 `json:"max_ms"`
-}
-
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-// summarize returns xs' p50, p99 and max in milliseconds.
-func summarize(xs []time.Duration) Summary {
-	if len(xs) == 0 {
-		return Summary{}
-	}
-	return Summary{N: len(xs), P50: ms(percentile(xs, 0.50)), P99: ms(percentile(xs, 0.99)), Max: ms(slices.Max(xs))}
-}

@@ -13,8 +13,7 @@ import (
 	"golang.org/x/net/ipv4"
 )
 
-// errNotLoopback refuses a datagram to an address outside 127.0.0.0/8 or
-// ::1: this tool talks to nothing but this machine's loopback.
+// errNotLoopback: this tool sends to nothing but this machine's loopback.
 var errNotLoopback = errors.New("load: refusing to send outside loopback")
 
 const (
@@ -24,12 +23,11 @@ const (
 
 // tapConn is the UDP socket the receiving calls share, handed to Pion
 // through an ICE UDP mux. Each datagram is stamped with its kernel receive
-// time (SO_TIMESTAMPNS) before Pion sees it; RTP packets go to tap, which
-// says whether Pion gets them too (a decoding call) or not (a counting call:
-// its SRTP is never decrypted). Since the time is the kernel's, reading may
-// lag: a read takes a batch, and one that did not fill it sleeps batchSleep
-// rather than waking for each of thousands of packets a second. One
-// goroutine reads (the mux's); any may write, to loopback only.
+// time (SO_TIMESTAMPNS); RTP packets go to tap, which says whether Pion gets
+// them too. Since the time is the kernel's, reading may lag: a read takes a
+// batch, and one that did not fill it sleeps batchSleep rather than waking
+// for each of thousands of packets a second. One goroutine reads (the
+// mux's); any may write, to loopback only.
 type tapConn struct {
 	*net.UDPConn
 	tap        func(t int64, from netip.AddrPort, b []byte) (pass bool)
