@@ -47,11 +47,8 @@ func startTargets(ctx context.Context, bin string, extra []string, dir, name str
 		return nil, nil, err
 	}
 	tts.Base = "ws" + strings.TrimPrefix(tts.Base, "http") + ttsPath
-	// -udp-ports: a socket per call on the bridge. All receivers of this
-	// tool share one socket, which the bridge's default shared port
-	// (-udp-port) cannot tell apart: one client socket per call there.
-	args := append([]string{"-tts-url", tts.Base, "-udp-ports", "40000-59999"}, extra...)
-	if bridge, err = startProc(ctx, bin, args, filepath.Join(dir, name+".log"), "/healthz", http.StatusOK); err != nil {
+	// -udp-ports: our receivers share one socket, which a shared -udp-port cannot tell apart.
+	if bridge, err = startProc(ctx, bin, append([]string{"-tts-url", tts.Base, "-udp-ports", "40000-59999"}, extra...), filepath.Join(dir, name+".log"), "/healthz", http.StatusOK); err != nil {
 		tts.stop()
 		return nil, nil, err
 	}
