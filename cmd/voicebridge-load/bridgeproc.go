@@ -15,8 +15,7 @@ import (
 	"time"
 )
 
-// target is a process this tool started and measures (the bridge, or the
-// embedded TTS server beside it), so its CPU and memory are read from /proc.
+// target is a process this tool started and measures (its CPU and memory from /proc).
 type target struct {
 	Base string // http://127.0.0.1:port (the TTS: its ws:// URL)
 	PID  int
