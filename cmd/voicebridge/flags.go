@@ -29,6 +29,7 @@ type options struct {
 	logFormat       string // text or json
 	logLevel        slog.Level
 	shutdownTimeout time.Duration
+	pprofListen     string // -pprof-listen: net/http/pprof's address (pprof.go)
 }
 
 // listValue is a comma-separated list flag; each Set replaces the list
@@ -148,6 +149,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	o.logFormat = "text"
 	fs.Var(logFormatValue{&o.logFormat}, "log-format", "log `FORMAT`: text or json")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "log `LEVEL`: debug, info, warn or error")
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "`ADDR` (host:port) serving net/http/pprof on a listener of its own, with mutex and block profiling on (empty: off; never expose it)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long calls get to end before exit (a fleet node first drains for 3/4 of it)")
 
 	// Cluster (README "Run a fleet").

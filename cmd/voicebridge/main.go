@@ -47,6 +47,11 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	log := newLogger(stderr, o.logFormat, o.logLevel)
+	stopPprof, err := startPprof(ctx, o.pprofListen, log)
+	if err != nil {
+		return err
+	}
+	defer stopPprof()
 	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return err
