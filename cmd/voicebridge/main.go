@@ -47,7 +47,7 @@ func run(ctx context.Context, args []string, lookupEnv func(string) (string, boo
 		return err
 	}
 	log := newLogger(stderr, o.logFormat, o.logLevel)
-	stopPprof, err := startPprof(ctx, o.pprofListen, log)
+	_, stopPprof, err := startPprof(ctx, o.pprofListen, log)
 	if err != nil {
 		return err
 	}

@@ -24,15 +24,17 @@ const (
 	pprofBlockRate     = int(10 * time.Microsecond)
 )
 
-// startPprof listens on addr and serves the profiles until ctx ends. An
-// empty addr does nothing. The returned stop waits for the server to end.
-func startPprof(ctx context.Context, addr string, log *slog.Logger) (stop func(), err error) {
+// startPprof listens on addr and serves the profiles until ctx ends or
+// stop is called; it returns the address it listens on. An empty addr does
+// nothing. stop waits for the server to end and turns the mutex and block
+// profiling off again.
+func startPprof(ctx context.Context, addr string, log *slog.Logger) (bound string, stop func(), err error) {
 	if addr == "" {
-		return func() {}, nil
+		return "", func() {}, nil
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("pprof listen: %w", err)
+		return "", nil, fmt.Errorf("pprof listen: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -59,7 +61,7 @@ func startPprof(ctx context.Context, addr string, log *slog.Logger) (stop func()
 		}
 		_ = srv.Close()
 	}()
-	return func() {
+	return ln.Addr().String(), func() {
 		close(stopped)
 		<-done
 		runtime.SetMutexProfileFraction(prevMutex)
