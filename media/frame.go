@@ -60,7 +60,9 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	payload := s.silence
 	speech := false
 	if ok {
-		if !s.lastSpch {
+		if !s.lastSpch && s.sentAny {
+			// (The stream's first packet: a fresh encoder already matches
+			// the receiver's fresh decoder.)
 			s.primeEncoder()
 		}
 		k, err := s.enc.Encode(s.frame, s.payload)
@@ -85,6 +87,7 @@ func (s *Stream) sendFrame(n int64, now time.Time, perr time.Duration) {
 	s.pkt.Timestamp = s.ts0 + uint32(n)*uint32(s.fs)
 	s.pkt.Payload = payload
 	s.seq++
+	s.sentAny = true
 	late := s.writeRTP(&s.pkt, perr)
 	if speech {
 		s.c.speechFrames.Add(1)

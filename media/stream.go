@@ -209,6 +209,7 @@ type Stream struct {
 	ts0      uint32
 	seq      uint16
 	lastSpch bool // previous packet was speech
+	sentAny  bool // a packet was sent
 	genOpen  bool // EventSpeaking sent, EventDone not yet
 	epoch    uint64
 	preRoll  int       // frames needed to start a talkspurt
