@@ -38,7 +38,7 @@ func TestCallerFramePathAllocs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &rxLoop{m: newCallerMetrics(prometheus.NewRegistry()), jb: jb, clock: media.SampleRate, fec: true,
+	l := &rxLoop{m: newCallerMetrics(prometheus.NewRegistry()), jb: jb, clock: media.SampleRate,
 		codecs: rxCodecs{audio: 111, codec: media.CodecOpus, hasAudio: true}}
 	l.makeRates()
 	sinks := []*audioSink{newAudioSink(16000), newAudioSink(48000)}
@@ -101,7 +101,7 @@ func TestCallerPlayCutsFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &rxLoop{m: newCallerMetrics(prometheus.NewRegistry()), jb: jb, clock: media.SampleRate, fec: true}
+	l := &rxLoop{m: newCallerMetrics(prometheus.NewRegistry()), jb: jb, clock: media.SampleRate}
 	l.makeRates()
 	var sinks []*audioSink
 	for i, r := range listenRatesHz {

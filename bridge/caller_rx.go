@@ -75,8 +75,7 @@ type rxLoop struct {
 	c       *Session
 	m       *callerMetrics
 	codecs  rxCodecs
-	clock   int  // the audio codec's RTP clock
-	fec     bool // the codec carries in-band FEC (Opus)
+	clock   int // the audio codec's RTP clock
 	jb      *media.JitterBuffer
 	dtmf    []*media.DTMFReceiver // one per negotiated telephone-event payload type
 	loss    media.LossCounter
@@ -88,11 +87,11 @@ type rxLoop struct {
 // newRxLoop makes a call's receive loop for the negotiated codecs.
 func newRxLoop(c *Session, codecs rxCodecs) (*rxLoop, error) {
 	clock := codecs.codec.ClockRate()
-	jb, err := media.NewJitterBuffer(media.JitterConfig{ClockRate: clock})
+	jb, err := media.NewJitterBuffer(media.JitterConfig{ClockRate: clock, NoFEC: codecs.codec != media.CodecOpus})
 	if err != nil {
 		return nil, fmt.Errorf("jitter buffer: %w", err)
 	}
-	l := &rxLoop{c: c, m: c.srv.metrics.caller, codecs: codecs, clock: clock, fec: codecs.codec == media.CodecOpus, jb: jb}
+	l := &rxLoop{c: c, m: c.srv.metrics.caller, codecs: codecs, clock: clock, jb: jb}
 	for _, clock := range codecs.teClock[:codecs.nte] {
 		d, err := media.NewDTMFReceiver(clock, 0, c.onDTMF)
 		if err != nil {
@@ -276,9 +275,6 @@ func (l *rxLoop) play(step media.JitterStep) {
 	case media.StepPacket:
 		arrival = step.Arrival.UnixNano()
 	case media.StepConceal:
-		if !l.fec {
-			step.Payload = nil // the next packet has no FEC to offer
-		}
 		if step.Payload != nil {
 			l.m.fec.Inc()
 		} else {

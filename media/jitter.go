@@ -38,6 +38,9 @@ type JitterConfig struct {
 	// concealment of a gap shorter than 20 ms is rounded down to it. If
 	// zero, 2.5 ms (the smallest Opus frame).
 	Grain int
+	// NoFEC says the codec carries no in-band FEC (G.711): a concealment
+	// step never offers the next packet, and Stats counts no FEC.
+	NoFEC bool
 }
 
 // StepKind says what a JitterStep asks the decoder to do.
@@ -309,7 +312,7 @@ func (j *JitterBuffer) Pop(now time.Time) JitterStep {
 		}
 		if gap <= n {
 			n = gap - gap%j.grain
-			if n == gap {
+			if n == gap && !j.cfg.NoFEC {
 				fec = s.buf[:s.n]
 			}
 		}

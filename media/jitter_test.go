@@ -263,7 +263,7 @@ func TestJitterAllocs(t *testing.T) {
 // TestJitterG711Clock: at an 8 kHz clock (G.711, 20 ms = 160), a lost
 // packet is concealed as one 160-sample step and time keeps its pace.
 func TestJitterG711Clock(t *testing.T) {
-	j := newJB(t, JitterConfig{ClockRate: 8000, MinDelay: 30 * time.Millisecond})
+	j := newJB(t, JitterConfig{ClockRate: 8000, MinDelay: 30 * time.Millisecond, NoFEC: true})
 	p := make([]byte, 160)
 	for _, k := range []int{0, 1, 3} {
 		if _, err := j.Push(uint32(500+k*160), p, 160, at(float64(k*20))); err != nil {
@@ -280,6 +280,12 @@ func TestJitterG711Clock(t *testing.T) {
 	}
 	for _, s := range drain(j, at(70)) {
 		kinds, total = append(kinds, s.Kind), total+s.Samples
+		if s.Kind == StepConceal && s.Payload != nil {
+			t.Fatal("a G.711 concealment (NoFEC) offered the next packet as FEC")
+		}
+	}
+	if st := j.Stats(); st.Concealed != 1 || st.FEC != 0 {
+		t.Fatalf("stats %+v, want 1 concealment and no FEC", st)
 	}
 	want := []StepKind{StepPacket, StepPacket, StepConceal, StepPacket}
 	if !slices.Equal(kinds, want) || total != 4*160 {
