@@ -14,7 +14,9 @@ import (
 
 // Profiling: -pprof-listen serves net/http/pprof on a listener and mux of
 // its own (never the API's), for measuring a running bridge (CPU and
-// execution traces, mutex and block profiles). Off by default.
+// execution traces, mutex and block profiles). Off by default. No
+// /debug/pprof/cmdline: the command line can hold the TTS key, the API
+// token and -bot-url credentials.
 
 // pprofRates: one mutex contention event in 20 sampled, block events of
 // 10 µs or more; cheap enough to leave on during a load run, and set only
@@ -38,7 +40,6 @@ func startPprof(ctx context.Context, addr string, log *slog.Logger) (bound strin
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -50,5 +51,24 @@ func TestPprofFlag(t *testing.T) {
 	o, err = parseConfig(nil, env, io.Discard)
 	if err != nil || o.pprofListen != "127.0.0.1:7070" {
 		t.Fatalf("env: %q, %v", o.pprofListen, err)
+	}
+}
+
+// The command line (which can hold -tts-api-key, -api-token, credentials in
+// -bot-url) is not served.
+func TestPprofHidesCommandLine(t *testing.T) {
+	addr, stop, err := startPprof(context.Background(), "127.0.0.1:0", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK || strings.Contains(string(body), os.Args[0]) {
+		t.Fatalf("cmdline served: %d %q", resp.StatusCode, body)
 	}
 }
